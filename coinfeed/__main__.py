@@ -1,0 +1,3 @@
+from coinfeed.cli import main
+
+raise SystemExit(main())

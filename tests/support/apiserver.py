@@ -1,0 +1,1 @@
+"""Fixtures for the real apiserver service (filled in by its component)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the real kafka service (filled in by its component)."""

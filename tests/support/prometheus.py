@@ -1,0 +1,1 @@
+"""Fixtures for the real prometheus service (filled in by its component)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the real spark service (filled in by its component)."""
