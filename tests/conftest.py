@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.kafka",
     "tests.support.apiserver",
     "tests.support.spark",
+    "tests.support.pushgateway",
     "tests.support.prometheus",
 ]
 

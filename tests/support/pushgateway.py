@@ -1,0 +1,1 @@
+"""Fixtures for the real pushgateway service (filled in by its component)."""
