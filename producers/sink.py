@@ -1,0 +1,207 @@
+"""Kafka side of a producer: validated records -> keyed, headed sends, acknowledgements -> metrics.
+
+Kafka down mid-run: ``send`` blocks and retries (the source is not read meanwhile); records that
+fail after kafka-python's own retries go to a bounded retry buffer. Anything that must be dropped
+is counted in PRODUCER_RECORDS_DROPPED and logged: never silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Final, Literal
+
+from coinfeed.producers.batch import Record
+from coinfeed.producers.pmetrics import ProducerMetrics
+from coinfeed.producers.replay import event_time
+from coinfeed.producers.retry import RetryPolicy
+from coinfeed.schemas import SCHEMA_VERSION
+from coinfeed.topics import TopicKind, topic_name
+
+log = logging.getLogger("coinfeed.producers.sink")
+
+# Header names: the contract with consumers (the Spark job may read them; it need not).
+HEADER_SCHEMA_VERSION: Final = "schema_version"
+HEADER_SOURCE: Final = "source"
+KafkaTimestamp = Literal["send", "event"]
+
+
+def record_key(record: Record) -> bytes:
+    """Prices keyed by coin (one partition keeps a coin's ticks in order); tweets by id."""
+    if record.kind == "prices":
+        return record.coin.encode()
+    return record.id.encode()  # type: ignore[union-attr]
+
+
+def record_headers(record: Record) -> list[tuple[str, bytes]]:
+    return [
+        (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+        (HEADER_SOURCE, record.source.encode()),
+    ]
+
+
+def event_ms(record: Record) -> int:
+    return int(event_time(record).timestamp() * 1000)
+
+
+class KafkaSink:
+    def __init__(
+        self,
+        producer: Any,
+        metrics: ProducerMetrics,
+        coin: str,
+        kind: TopicKind,
+        max_buffered: int = 10_000,
+        policy: RetryPolicy | None = None,
+        kafka_timestamp: KafkaTimestamp = "send",
+    ) -> None:
+        self.producer = producer
+        self.metrics = metrics
+        self.coin, self.kind = coin, kind
+        self.topic = topic_name(coin, kind)
+        self.max_buffered = max_buffered
+        self.policy = policy or RetryPolicy(base=0.5, cap=10.0)
+        self.kafka_timestamp = kafka_timestamp
+        # Set when shutdown gives up on a Kafka that stays down: pending sends are dropped (counted).
+        self.abandon = threading.Event()
+        self._lock = threading.Lock()
+        self._failed: deque[Record] = deque()
+        self.acked = 0
+        self.dropped = 0
+        self.in_flight = 0
+        self.healthy = True
+        self._newest = 0.0
+
+    # --- callbacks (kafka-python's I/O thread) ---
+    def _on_ack(self, record: Record, started: float, _metadata: Any) -> None:
+        m = self.metrics
+        m.records.labels(self.coin, self.kind, m.source).inc()
+        m.send_latency.labels(self.coin, self.kind).observe(time.monotonic() - started)
+        t = event_time(record).timestamp()
+        with self._lock:
+            self.acked += 1
+            self.in_flight -= 1
+            self.healthy = True
+            if t > self._newest:
+                self._newest = t
+                m.newest_record.labels(self.coin, self.kind).set(t)
+
+    def _on_error(self, record: Record, exc: BaseException) -> None:
+        self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
+        with self._lock:
+            self.in_flight -= 1
+            self.healthy = False
+            if len(self._failed) < self.max_buffered:
+                self._failed.append(record)
+                return
+        self._drop(record, "buffer_full", exc)
+
+    def _drop(self, record: Record, reason: str, exc: BaseException | None) -> None:
+        self.metrics.dropped.labels(self.coin, self.kind, reason).inc()
+        with self._lock:
+            self.dropped += 1
+        log.error(
+            "record dropped",
+            extra={
+                "reason": reason,
+                "topic": self.topic,
+                "key": record_key(record).decode(),
+                "error": repr(exc) if exc else None,
+            },
+        )
+
+    # --- main thread ---
+    def send(self, record: Record) -> None:
+        """Hand one record to Kafka; blocks (with backoff) while Kafka cannot take it."""
+        from kafka.errors import KafkaTimeoutError
+
+        kwargs: dict[str, Any] = {
+            "key": record_key(record),
+            "value": record.to_json(),
+            "headers": record_headers(record),
+        }
+        if self.kafka_timestamp == "event":
+            kwargs["timestamp_ms"] = event_ms(record)
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                future = self.producer.send(self.topic, **kwargs)
+                break
+            except KafkaTimeoutError as exc:
+                # Buffer full or no metadata: Kafka is not taking records. Block here so the
+                # source is not read further, and retry.
+                self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
+                self.healthy = False
+                if self.abandon.is_set():
+                    self._drop(record, "shutdown", exc)
+                    return
+                delay = self.policy.backoff(attempt)
+                log.warning(
+                    "kafka not accepting records, retrying",
+                    extra={"topic": self.topic, "attempt": attempt, "retry_in_s": round(delay, 2)},
+                )
+                self.abandon.wait(delay)
+                attempt += 1
+            except Exception as exc:  # not retriable (e.g. record too large): counted and logged
+                self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
+                self._drop(record, "rejected", exc)
+                return
+        with self._lock:
+            self.in_flight += 1
+        future.add_callback(self._on_ack, record, started)
+        future.add_errback(self._on_error, record)
+
+    def retry_failed(self) -> int:
+        """Re-send records whose delivery failed; returns how many were re-sent."""
+        with self._lock:
+            batch = list(self._failed)
+            self._failed.clear()
+        for record in batch:
+            self.send(record)
+        return len(batch)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self.in_flight + len(self._failed)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything sent so far is acknowledged (retrying failures) or ``timeout``."""
+        from kafka.errors import KafkaTimeoutError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            with contextlib.suppress(KafkaTimeoutError):
+                self.producer.flush(timeout=max(0.1, left))
+            if self.retry_failed() == 0 and self.pending == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self, timeout: float) -> int:
+        """Flush, then drop (counted) whatever Kafka still has not taken; returns the drop count."""
+        ok = self.flush(timeout)
+        self.abandon.set()
+        if not ok:
+            with self._lock:
+                left = list(self._failed)
+                self._failed.clear()
+            for record in left:
+                self._drop(record, "shutdown", None)
+        try:
+            self.producer.close(timeout=5 if ok else 0)
+        except Exception as exc:  # closing must not turn a clean stop into a crash
+            log.warning("kafka producer close failed", extra={"error": repr(exc)})
+        with self._lock:
+            lost = self.in_flight + len(self._failed)
+            self.in_flight = 0
+            self._failed.clear()
+        if lost:
+            self.metrics.dropped.labels(self.coin, self.kind, "shutdown").inc(lost)
+            log.error("records never acknowledged at shutdown", extra={"count": lost})
+        return self.dropped + lost
