@@ -1,0 +1,88 @@
+"""Raw Kafka rows -> typed records, and the records that fail, with the reason (quarantine).
+
+Validation is the shared pydantic model itself (``coinfeed.schemas.decode_record``), run in a
+vectorised ``pandas_udf``: the job can never accept what a producer would reject, or the reverse.
+A valid record is re-serialised in its canonical form (UTC ``...Z`` timestamps, defaults filled,
+lower-case coin) and only then parsed with the ``StructType`` derived from the same model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
+from pyspark.sql.types import StringType, StructField, StructType
+
+from coinfeed.schemas import RECORD_MODELS, RecordError, decode_record
+from coinfeed.spark.schema import record_struct
+from coinfeed.topics import TopicKind, parse_topic
+
+# Kafka source columns the job keeps for lineage (and for the quarantine).
+KAFKA_COLUMNS = ("topic", "partition", "offset", "timestamp")
+EVENT_TIME = {"prices": "ts", "tweets": "created_at"}
+
+_CHECK_TYPE = StructType(
+    [StructField("canonical", StringType(), True), StructField("reason", StringType(), True)]
+)
+
+
+def check_record(kind: TopicKind, topic: str, value: bytes | None) -> tuple[str | None, str | None]:
+    """(canonical JSON, None) for a valid record, (None, reason) otherwise."""
+    model = RECORD_MODELS[kind]
+    if value is None:
+        return None, f"{model.__name__}.<record>: empty value (tombstone)"
+    try:
+        record = decode_record(model, bytes(value))
+    except RecordError as exc:
+        return None, str(exc)
+    topic_coin = parse_topic(topic)[0]
+    coin = getattr(record, "coin")
+    if coin != topic_coin:
+        return None, f"{model.__name__}.coin: {coin!r} does not match topic {topic!r}"
+    return record.to_json().decode("utf-8"), None
+
+
+def _checker(kind: TopicKind):  # type: ignore[no-untyped-def]
+    @pandas_udf(_CHECK_TYPE)  # type: ignore[call-overload]
+    def check(values: pd.Series, topics: pd.Series) -> pd.DataFrame:
+        out = [check_record(kind, t, v) for v, t in zip(values, topics, strict=True)]
+        return pd.DataFrame(out, columns=["canonical", "reason"])
+
+    return check
+
+
+_CHECKERS = {kind: _checker(kind) for kind in RECORD_MODELS}  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """``records``: typed fields + Kafka lineage; ``rejected``: Kafka row + ``reason``."""
+
+    records: DataFrame
+    rejected: DataFrame
+
+
+def parse_records(raw: DataFrame, kind: TopicKind) -> Parsed:
+    """Split raw Kafka rows (``value`` binary + :data:`KAFKA_COLUMNS`) into records and rejects."""
+    checked = raw.withColumn("_check", _CHECKERS[kind](F.col("value"), F.col("topic")))
+    lineage = [F.col(c).alias(f"kafka_{c}") for c in KAFKA_COLUMNS]
+    parsed = F.from_json(
+        F.col("_check.canonical"),
+        record_struct(kind),
+        {"mode": "FAILFAST", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"},
+    )
+    records = checked.where(F.col("_check.reason").isNull()).select(
+        parsed.alias("r"), *lineage, F.col("key"), F.col("value")
+    )
+    records = records.select("r.*", *[f"kafka_{c}" for c in KAFKA_COLUMNS], "key", "value")
+    rejected = checked.where(F.col("_check.reason").isNotNull()).select(
+        *lineage, F.col("key"), F.col("value"), F.col("_check.reason").alias("reason")
+    )
+    return Parsed(records, rejected)
+
+
+def event_time(kind: TopicKind) -> Column:
+    return F.col(EVENT_TIME[kind])
