@@ -1,0 +1,169 @@
+"""``coinfeed kafka up|down|status``: the local ZooKeeper (or KRaft) + 3-broker cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from coinfeed.devcluster.config import (
+    DEFAULT_BROKER_PORTS,
+    DEFAULT_CONTROLLER_PORTS,
+    DEFAULT_HEAP_MB,
+    DEFAULT_HOST,
+    DEFAULT_ZOOKEEPER_PORT,
+    MODES,
+    ClusterSpec,
+    Mode,
+)
+from coinfeed.devcluster.kafka import ClusterError, LocalKafkaCluster, format_status
+
+MODE_ENV = "KAFKA_MODE"
+DEFAULT_RUN_DIR = Path("run/kafka")
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """``9092,9093,9094`` -> (9092, 9093, 9094)."""
+    try:
+        ports = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three comma-separated port numbers, got {text!r}"
+        ) from None
+    if len(ports) != 3:
+        raise argparse.ArgumentTypeError(f"expected three ports, got {len(ports)} in {text!r}")
+    return ports
+
+
+def default_mode() -> str:
+    return os.environ.get(MODE_ENV) or "zookeeper"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coinfeed kafka",
+        description="Local Apache Kafka cluster: ZooKeeper + brokers 1, 2, 3 (or three combined "
+        "KRaft controller+broker nodes), each with its own config, data dir, log and pid file "
+        "under the run directory.",
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{up,down,status}")
+
+    def add_run_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--run-dir",
+            type=Path,
+            default=DEFAULT_RUN_DIR,
+            help=f"where configs, data, logs and pid files live (default: {DEFAULT_RUN_DIR})",
+        )
+
+    up = sub.add_parser(
+        "up", help="start the cluster; returns when all three brokers are registered"
+    )
+    add_run_dir(up)
+    up.add_argument(
+        "--mode",
+        choices=MODES,
+        default=default_mode(),
+        help=f"zookeeper or kraft (default: ${MODE_ENV} or zookeeper; now {default_mode()})",
+    )
+    up.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"loopback address (default: {DEFAULT_HOST})"
+    )
+    up.add_argument(
+        "--broker-ports",
+        type=parse_ports,
+        default=DEFAULT_BROKER_PORTS,
+        metavar="P1,P2,P3",
+        help="client ports of brokers 1, 2, 3 (default: 9092,9093,9094)",
+    )
+    up.add_argument(
+        "--zookeeper-port",
+        type=int,
+        default=DEFAULT_ZOOKEEPER_PORT,
+        help=f"ZooKeeper client port, zookeeper mode (default: {DEFAULT_ZOOKEEPER_PORT})",
+    )
+    up.add_argument(
+        "--controller-ports",
+        type=parse_ports,
+        default=DEFAULT_CONTROLLER_PORTS,
+        metavar="P1,P2,P3",
+        help="KRaft controller ports of nodes 1, 2, 3 (default: 9192,9193,9194)",
+    )
+    up.add_argument(
+        "--heap-mb",
+        type=int,
+        default=DEFAULT_HEAP_MB,
+        help=f"JVM heap per node in MiB (default: {DEFAULT_HEAP_MB})",
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for the brokers (default: 180)",
+    )
+
+    down = sub.add_parser(
+        "down", help="stop the nodes this run directory started (safe to run twice)"
+    )
+    add_run_dir(down)
+    down.add_argument(
+        "--purge",
+        action="store_true",
+        help="also delete the data dirs (topics and records); logs are kept",
+    )
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=45.0,
+        help="seconds to wait after SIGTERM before SIGKILL (default: 45)",
+    )
+
+    status = sub.add_parser(
+        "status", help="show nodes, pids and the brokers a metadata request sees"
+    )
+    add_run_dir(status)
+    return parser
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    # kafka-python logs every refused connection while brokers start; our progress lines suffice.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    run_dir: Path = args.run_dir.resolve()
+    try:
+        if args.verb == "up":
+            mode: Mode = "kraft" if args.mode == "kraft" else "zookeeper"
+            spec = ClusterSpec(
+                run_dir=run_dir,
+                mode=mode,
+                host=args.host,
+                broker_ports=args.broker_ports,
+                zookeeper_port=args.zookeeper_port,
+                controller_ports=args.controller_ports,
+                heap_mb=args.heap_mb,
+            )
+            cluster = LocalKafkaCluster(spec, progress=_progress)
+            cluster.up(timeout=args.timeout)
+            print(format_status(cluster.status()))
+            return 0
+        existing = LocalKafkaCluster.load(run_dir, progress=_progress)
+        if existing is None:
+            print(f"no Kafka cluster in {run_dir} (nothing started there by `coinfeed kafka up`)")
+            return 0 if args.verb == "down" else 3
+        if args.verb == "down":
+            stopped = existing.down(timeout=args.timeout, purge=args.purge)
+            print(f"stopped {', '.join(stopped)}" if stopped else f"nothing running in {run_dir}")
+            return 0
+        status = existing.status()
+        print(format_status(status))
+        return 0 if status.healthy else 1
+    except (ClusterError, ValueError) as exc:
+        print(f"coinfeed kafka {args.verb}: {exc}", file=sys.stderr)
+        return 1
