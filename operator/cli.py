@@ -1,0 +1,159 @@
+"""``coinfeed operator``: run the CoinFeed operator (kopf) with its metrics and health endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from coinfeed.operator.settings import SettingsError, settings_from_env
+
+log = logging.getLogger("coinfeed.operator")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coinfeed operator",
+        description=(
+            "Watch CoinFeed resources and make Kafka topics, producer Deployments, their metrics "
+            "Service and the hourly CronJob match them. Image names, the Kafka bootstrap, the "
+            "Pushgateway and the lake come from COINFEED_OPERATOR_* environment variables "
+            "(see coinfeed.operator.settings); the flags below override the common ones."
+        ),
+    )
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="namespace to watch (repeatable; default: $COINFEED_OPERATOR_NAMESPACES, comma-separated, "
+        "else the pod's own namespace from $POD_NAMESPACE)",
+    )
+    scope.add_argument("--all-namespaces", action="store_true", help="watch CoinFeeds cluster-wide")
+    p.add_argument("--kafka-bootstrap", help="Kafka bootstrap servers (host:port,...)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("COINFEED_OPERATOR_METRICS_PORT", "8080")),
+        help="port of /metrics, /healthz and /readyz (default 8080)",
+    )
+    p.add_argument(
+        "--liveness-port",
+        type=int,
+        default=int(os.environ.get("COINFEED_OPERATOR_LIVENESS_PORT", "8081")),
+        help="port of kopf's liveness endpoint /healthz (default 8081)",
+    )
+    p.add_argument(
+        "--bind",
+        default=os.environ.get("COINFEED_OPERATOR_BIND", "0.0.0.0"),
+        help="address the endpoints listen on (default 0.0.0.0)",
+    )
+    p.add_argument(
+        "--drift-interval",
+        type=float,
+        help="seconds between drift checks of each feed (default 30)",
+    )
+    p.add_argument(
+        "--delete-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to keep retrying topic deletion before releasing the finalizer (default 120)",
+    )
+    p.add_argument(
+        "--watch-timeout",
+        type=float,
+        default=300.0,
+        help="server-side timeout of each watch request, seconds (default 300)",
+    )
+    p.add_argument("--log-level", default=os.environ.get("COINFEED_OPERATOR_LOG_LEVEL", "INFO"))
+    p.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ)
+    if args.kafka_bootstrap:
+        env["COINFEED_OPERATOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
+    if args.drift_interval:
+        env["COINFEED_OPERATOR_DRIFT_INTERVAL_SECONDS"] = str(args.drift_interval)
+    try:
+        settings = settings_from_env(env)
+    except SettingsError as exc:
+        print(f"coinfeed operator: {exc}")
+        return 2
+    namespaces = list(args.namespace)
+    if not namespaces and not args.all_namespaces:
+        raw = os.environ.get("COINFEED_OPERATOR_NAMESPACES") or os.environ.get("POD_NAMESPACE", "")
+        namespaces = [n.strip() for n in raw.split(",") if n.strip()]
+    if not namespaces and not args.all_namespaces:
+        print("coinfeed operator: give --namespace (or --all-namespaces, or set POD_NAMESPACE)")
+        return 2
+
+    import kopf
+
+    from coinfeed import logs
+    from coinfeed.metrics import HealthServer, new_registry
+    from coinfeed.operator.handlers import FINALIZER, Context, register
+    from coinfeed.operator.kafka_apply import KafkaTopics
+    from coinfeed.operator.kube_apply import Kube
+    from coinfeed.operator.opmetrics import OperatorMetrics
+
+    logs.configure(args.log_level, json_logs=not args.plain_logs)
+    metrics_registry = new_registry()
+    metrics = OperatorMetrics(metrics_registry)
+    ready = threading.Event()
+    health = HealthServer(metrics_registry, args.metrics_port, host=args.bind)
+    health.add_check("watching", ready.is_set)
+    health.start()
+
+    _load_kube_config()
+    kafka = KafkaTopics(settings.kafka_bootstrap, settings.kafka_timeout_seconds)
+    ctx = Context(settings, kafka, Kube(), metrics, args.delete_timeout)
+    registry = kopf.OperatorRegistry()
+    register(registry, ctx)
+
+    def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.persistence.finalizer = FINALIZER
+        # Progress in annotations only: status stays ours alone.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="coinfeed.io"
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="coinfeed.io", key="last-handled-configuration"
+        )
+        settings.watching.server_timeout = args.watch_timeout
+        settings.watching.client_timeout = args.watch_timeout + 30
+        settings.watching.connect_timeout = 30
+        settings.posting.level = logging.INFO
+        settings.execution.max_workers = 8
+        settings.peering.standalone = True
+
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    log.info("operator starting", extra={"namespaces": namespaces or ["*"]})
+    try:
+        kopf.run(
+            registry=registry,
+            standalone=True,
+            clusterwide=args.all_namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://{args.bind}:{args.liveness_port}/healthz",
+            ready_flag=ready,  # kopf raises it once it is watching
+        )
+    finally:
+        kafka.close()
+        health.stop()
+    return 0
+
+
+def _load_kube_config() -> None:
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()

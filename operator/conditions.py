@@ -1,0 +1,160 @@
+"""Status conditions: pure functions from observations to ``status.conditions``.
+
+Conventions of Kubernetes API conditions: ``type``, ``status`` (True/False/Unknown), a CamelCase
+``reason``, a ``message``, ``lastTransitionTime`` that changes only when ``status`` does, and the
+``observedGeneration`` the condition describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+TOPICS_READY: Final = "TopicsReady"
+PRODUCERS_READY: Final = "ProducersReady"
+AGGREGATION_SCHEDULED: Final = "AggregationScheduled"
+READY: Final = "Ready"
+ORDER: Final = (TOPICS_READY, PRODUCERS_READY, AGGREGATION_SCHEDULED, READY)
+
+NOT_SUPPORTED: Final = "NotSupported"
+KAFKA_UNAVAILABLE: Final = "KafkaUnavailable"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    ok: bool
+    reason: str
+    message: str
+
+
+def now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ready_condition(parts: Sequence[Condition]) -> Condition:
+    """Ready is True only when every other condition is; NotSupported wins as the reason."""
+    failing = [c for c in parts if not c.ok]
+    if not failing:
+        return Condition(READY, True, "AllReady", "topics, producers and aggregation are in place")
+    first = next((c for c in failing if c.reason == NOT_SUPPORTED), failing[0])
+    return Condition(READY, False, first.reason, f"{first.type}: {first.message}")
+
+
+def deployment_available(dep: Mapping[str, Any] | None) -> tuple[bool, str]:
+    """Whether a producer Deployment has as many available replicas as it wants."""
+    if dep is None:
+        return False, "missing"
+    spec = dep.get("spec") or {}
+    status = dep.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    gen = int((dep.get("metadata") or {}).get("generation", 0))
+    if int(status.get("observedGeneration", 0)) < gen:
+        return False, "rollout not yet observed"
+    available = int(status.get("availableReplicas", 0) or 0)
+    updated = int(status.get("updatedReplicas", 0) or 0)
+    if want == 0:
+        return True, "scaled to zero"
+    if available >= want and updated >= want:
+        return True, f"{available}/{want} available"
+    return False, f"{available}/{want} available"
+
+
+def producers_condition(
+    deployments: Mapping[str, Mapping[str, Any] | None], suspended: bool
+) -> Condition:
+    """``deployments`` maps each desired Deployment name to what the API returned (or None)."""
+    if suspended:
+        return Condition(PRODUCERS_READY, False, "Suspended", "producers are scaled to zero")
+    states = {name: deployment_available(dep) for name, dep in sorted(deployments.items())}
+    bad = {n: why for n, (ok, why) in states.items() if not ok}
+    if not bad:
+        return Condition(
+            PRODUCERS_READY, True, "ProducersAvailable", f"{len(states)} producer(s) available"
+        )
+    reason = "ProducerMissing" if "missing" in bad.values() else "ProducersUnavailable"
+    return Condition(
+        PRODUCERS_READY, False, reason, "; ".join(f"{n}: {why}" for n, why in bad.items())
+    )
+
+
+def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> Condition:
+    if cronjob is None:
+        return Condition(
+            AGGREGATION_SCHEDULED, False, "CronJobMissing", "the hourly CronJob does not exist"
+        )
+    if (cronjob.get("spec") or {}).get("suspend"):
+        return Condition(
+            AGGREGATION_SCHEDULED, False, "Suspended", "the hourly CronJob is suspended"
+        )
+    return Condition(
+        AGGREGATION_SCHEDULED, True, "Scheduled", f"hourly aggregation runs at {schedule!r} (UTC)"
+    )
+
+
+def merge_conditions(
+    old: Sequence[Mapping[str, Any]] | None,
+    new: Sequence[Condition],
+    generation: int,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """``status.conditions`` for ``new``, keeping ``lastTransitionTime`` where status is unchanged.
+
+    Conditions of other types already present are kept (they are someone else's).
+    """
+    previous = {c.get("type"): c for c in (old or [])}
+    stamp = now_iso(now)
+    out: list[dict[str, Any]] = []
+    seen = set()
+    for cond in new:
+        status = "True" if cond.ok else "False"
+        prev = previous.get(cond.type)
+        changed = prev is None or prev.get("status") != status
+        out.append(
+            {
+                "type": cond.type,
+                "status": status,
+                "reason": cond.reason,
+                "message": cond.message,
+                "lastTransitionTime": stamp if changed else prev["lastTransitionTime"],  # type: ignore[index]
+                "observedGeneration": generation,
+            }
+        )
+        seen.add(cond.type)
+    out += [dict(c) for t, c in previous.items() if t not in seen]
+    rank = {t: i for i, t in enumerate(ORDER)}
+    out.sort(key=lambda c: (rank.get(c["type"], len(ORDER)), str(c["type"])))
+    return out
+
+
+def transitions(
+    old: Sequence[Mapping[str, Any]] | None, new: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Conditions whose status or reason changed: each becomes one Event."""
+    previous = {c.get("type"): c for c in (old or [])}
+    return [
+        dict(c)
+        for c in new
+        if (p := previous.get(c["type"])) is None
+        or p.get("status") != c["status"]
+        or p.get("reason") != c["reason"]
+    ]
+
+
+def last_completed_hour(cronjob: Mapping[str, Any] | None) -> str | None:
+    """Start of the newest hour the job completed: the hour before its last successful run.
+
+    The job runs a few minutes past the hour and aggregates closed hours only.
+    """
+    if not cronjob:
+        return None
+    raw = (cronjob.get("status") or {}).get("lastSuccessfulTime")
+    if not raw:
+        return None
+    when = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).astimezone(UTC)
+    hour = when.replace(minute=0, second=0, microsecond=0)
+    from datetime import timedelta
+
+    return now_iso(hour - timedelta(hours=1))

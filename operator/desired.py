@@ -1,0 +1,340 @@
+"""Decide: a CoinFeed (+ operator settings) -> the topics and Kubernetes objects that should exist.
+
+Every function here is pure. ``desired_topics`` is also used by the local demo (no Kubernetes) to
+create the same topics the operator would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from coinfeed import producer_env as penv
+from coinfeed.operator.settings import OperatorSettings
+from coinfeed.operator.spec import FeedSpec, parse_spec
+from coinfeed.topics import TOPIC_KINDS, topic_name
+
+API_VERSION: Final = "coinfeed.io/v1alpha1"
+KIND: Final = "CoinFeed"
+MANAGED_BY: Final = "coinfeed-operator"
+FEED_LABEL: Final = "coinfeed.io/feed"
+COIN_LABEL: Final = "coinfeed.io/coin"
+TOKEN_DIR: Final = "/var/run/secrets/coinfeed/x"
+RUN_AS: Final = 10001
+HOUR_MS: Final = 3_600_000
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DesiredTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def desired_topics(manifest_or_spec: Mapping[str, Any] | FeedSpec) -> list[DesiredTopic]:
+    """Both topics of the feed (prices and tweets) with partitions, RF and topic config.
+
+    Accepts a parsed CoinFeed manifest, its ``spec`` alone, or a :class:`FeedSpec`.
+    """
+    spec = (
+        manifest_or_spec if isinstance(manifest_or_spec, FeedSpec) else parse_spec(manifest_or_spec)
+    )
+    config = {
+        "retention.ms": str(spec.topics.retention_hours * HOUR_MS),
+        "min.insync.replicas": str(spec.topics.min_insync_replicas),
+        "cleanup.policy": "delete",
+    }
+    return [
+        DesiredTopic(
+            name=topic_name(spec.coin, kind),
+            partitions=spec.topics.partitions,
+            replication_factor=spec.topics.replication_factor,
+            config=dict(config),
+        )
+        for kind in TOPIC_KINDS
+    ]
+
+
+# --- Kubernetes children --------------------------------------------------------------------
+
+
+def child_name(feed_name: str, suffix: str) -> str:
+    return f"{feed_name}-{suffix}"
+
+
+def labels(feed_name: str, coin: str, component: str, app: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/instance": feed_name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "coinfeed",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        FEED_LABEL: feed_name,
+        COIN_LABEL: coin,
+    }
+
+
+def owner_reference(name: str, uid: str) -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(name: str, namespace: str, lbls: Mapping[str, str], owner: Obj) -> Obj:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": dict(lbls),
+        "ownerReferences": [owner],
+    }
+
+
+def pod_security_context() -> Obj:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Obj:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _env(pairs: Mapping[str, str]) -> list[Obj]:
+    return [{"name": k, "value": v} for k, v in pairs.items()]
+
+
+def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[Obj]:
+    """The producer's environment (names from ``coinfeed.producer_env``); never a secret value."""
+    common = {
+        penv.COIN: spec.coin,
+        penv.KAFKA_BOOTSTRAP: settings.kafka_bootstrap,
+        penv.METRICS_PORT: str(settings.producer_metrics_port),
+    }
+    if kind == "prices":
+        own = {
+            penv.PRICE_SOURCE: spec.prices.source,
+            penv.PRICE_PAIR: spec.prices.pair,
+            penv.PRICE_MODE: spec.prices.mode,
+            penv.POLL_INTERVAL_SECONDS: str(spec.prices.poll_interval_seconds),
+        }
+        if spec.prices.replay_file:
+            own[penv.REPLAY_FILE] = spec.prices.replay_file
+    else:
+        t = spec.tweets
+        own = {
+            penv.TWEET_SOURCE: t.source,
+            penv.TWEET_KEYWORDS: ",".join(t.keywords),
+            penv.TWEET_LANGUAGES: ",".join(t.languages),
+            penv.POLL_INTERVAL_SECONDS: str(t.poll_interval_seconds),
+        }
+        if t.replay_file:
+            own[penv.REPLAY_FILE] = t.replay_file
+        if t.bearer_token is not None:
+            own[penv.X_BEARER_TOKEN_FILE] = f"{TOKEN_DIR}/token"
+        if settings.x_api_base_url:
+            own[penv.X_API_BASE_URL] = settings.x_api_base_url
+    return _env({**common, **own})
+
+
+def producer_deployment(
+    name: str, namespace: str, uid: str, spec: FeedSpec, kind: str, settings: OperatorSettings
+) -> Obj:
+    """One producer Deployment (``kind`` is prices or tweets)."""
+    lbls = labels(name, spec.coin, kind, "coinfeed-producer")
+    selector = {FEED_LABEL: name, "app.kubernetes.io/component": kind}
+    volumes: list[Obj] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if kind == "tweets" and spec.tweets.bearer_token is not None:
+        ref = spec.tweets.bearer_token
+        volumes.append(
+            {
+                "name": "x-bearer-token",
+                "secret": {
+                    "secretName": ref.name,
+                    "items": [{"key": ref.key, "path": "token"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append({"name": "x-bearer-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    port = settings.producer_metrics_port
+    probe_common = {"port": "metrics"}
+    pod_spec: Obj = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [
+            {
+                "name": "producer",
+                "image": settings.producer_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": ["coinfeed", "producer", kind],
+                "env": producer_env(spec, kind, settings),
+                "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", **probe_common},
+                    "periodSeconds": 20,
+                    "failureThreshold": 3,
+                },
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", **probe_common},
+                    "periodSeconds": 10,
+                    "failureThreshold": 3,
+                },
+                "resources": settings.producer_resources.as_k8s(),
+                "securityContext": container_security_context(),
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(child_name(name, kind), namespace, lbls, owner_reference(name, uid)),
+        "spec": {
+            "replicas": 0 if spec.suspend else 1,
+            # One producer per source: two would publish every record twice.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": lbls}, "spec": pod_spec},
+        },
+    }
+
+
+def metrics_service(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> Obj:
+    """One Service in front of the feed's producers, for Prometheus to scrape."""
+    lbls = labels(name, spec.coin, "metrics", "coinfeed-producer")
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            child_name(name, "metrics"), namespace, lbls, owner_reference(name, uid)
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {FEED_LABEL: name, "app.kubernetes.io/name": "coinfeed-producer"},
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": settings.producer_metrics_port,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def hourly_command(spec: FeedSpec, settings: OperatorSettings) -> list[str]:
+    cmd = [
+        *settings.hourly_command,
+        "--coin",
+        spec.coin,
+        "--lookback-hours",
+        str(spec.aggregation.lookback_hours),
+        "--lake",
+        settings.lake,
+        "--bootstrap",
+        settings.kafka_bootstrap,
+    ]
+    if settings.pushgateway:
+        cmd += ["--pushgateway", settings.pushgateway]
+    return cmd
+
+
+def hourly_cronjob(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> Obj:
+    """The hourly Spark aggregation of this coin."""
+    lbls = labels(name, spec.coin, "hourly", "coinfeed-hourly")
+    volumes: list[Obj] = [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
+    mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if settings.lake_pvc:
+        volumes.append({"name": "lake", "persistentVolumeClaim": {"claimName": settings.lake_pvc}})
+        mounts.append({"name": "lake", "mountPath": settings.lake})
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": [
+            {
+                "name": "hourly",
+                "image": settings.spark_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": hourly_command(spec, settings),
+                # Spark writes scratch files and its Ivy cache under HOME and /tmp.
+                "env": _env({"HOME": "/tmp", "SPARK_LOCAL_DIRS": "/tmp"}),
+                "resources": settings.spark_resources.as_k8s(),
+                "securityContext": container_security_context(),
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _metadata(
+            child_name(name, "hourly"), namespace, lbls, owner_reference(name, uid)
+        ),
+        "spec": {
+            "schedule": spec.aggregation.schedule,
+            "timeZone": "Etc/UTC",
+            # A rerun recomputes the same hours; two at once would race on the same partitions.
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "suspend": spec.suspend,
+            "jobTemplate": {
+                "metadata": {"labels": lbls},
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": 3000,
+                    "template": {"metadata": {"labels": lbls}, "spec": pod_spec},
+                },
+            },
+        },
+    }
+
+
+def desired_children(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> list[Obj]:
+    """Every Kubernetes object the feed owns, in apply order."""
+    kinds = ["prices", *(["tweets"] if spec.tweets.enabled else [])]
+    out = [producer_deployment(name, namespace, uid, spec, k, settings) for k in kinds]
+    out.append(metrics_service(name, namespace, uid, spec, settings))
+    out.append(hourly_cronjob(name, namespace, uid, spec, settings))
+    return out
+
+
+def unwanted_children(name: str, spec: FeedSpec) -> list[tuple[str, str]]:
+    """(kind, name) of children that must not exist, e.g. the tweets producer once disabled."""
+    return [] if spec.tweets.enabled else [("Deployment", child_name(name, "tweets"))]

@@ -1,0 +1,163 @@
+"""Do (Kubernetes): create missing children, replace drifted ones, delete unwanted ones.
+
+Objects travel as plain dicts (``_preload_content=False``): the same shape the pure builders
+produce and the drift check compares.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from coinfeed.operator.drift import spec_drift
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["created", "updated", "unchanged"]
+GROUP = "coinfeed.io"
+VERSION = "v1alpha1"
+PLURAL = "coinfeeds"
+
+
+def _body(resp: Any) -> dict[str, Any]:
+    data = resp.data if hasattr(resp, "data") else resp.read()
+    parsed: dict[str, Any] = json.loads(data)
+    return parsed
+
+
+class Kube:
+    """Thin wrapper over the kubernetes client for the three child kinds and the CoinFeed status."""
+
+    def __init__(self, api_client: Any = None) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client or client.ApiClient()
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def _ops(
+        self, kind: str
+    ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+        """(read, create, replace, delete) for a child kind."""
+        if kind == "Deployment":
+            a: Any = self.apps
+            return (
+                a.read_namespaced_deployment,
+                a.create_namespaced_deployment,
+                a.replace_namespaced_deployment,
+                a.delete_namespaced_deployment,
+            )
+        if kind == "Service":
+            c: Any = self.core
+            return (
+                c.read_namespaced_service,
+                c.create_namespaced_service,
+                c.replace_namespaced_service,
+                c.delete_namespaced_service,
+            )
+        if kind == "CronJob":
+            b: Any = self.batch
+            return (
+                b.read_namespaced_cron_job,
+                b.create_namespaced_cron_job,
+                b.replace_namespaced_cron_job,
+                b.delete_namespaced_cron_job,
+            )
+        raise ValueError(f"unsupported child kind {kind!r}")
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        read = self._ops(kind)[0]
+        try:
+            return _body(read(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def ensure(self, desired: Mapping[str, Any]) -> tuple[Outcome, list[str]]:
+        """Create ``desired`` if missing, replace it if it drifted; returns what happened and why."""
+        from kubernetes.client.exceptions import ApiException
+
+        kind = str(desired["kind"])
+        meta = desired["metadata"]
+        _, create, replace, _ = self._ops(kind)
+        actual = self.get(kind, meta["namespace"], meta["name"])
+        if actual is None:
+            try:
+                create(meta["namespace"], dict(desired), _preload_content=False)
+                return "created", []
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                actual = self.get(kind, meta["namespace"], meta["name"])  # created meanwhile
+                if actual is None:
+                    raise
+        drift = spec_drift(desired, actual)
+        if not drift:
+            return "unchanged", []
+        body = json.loads(json.dumps(desired))
+        body["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
+        # Keep annotations others added (e.g. kubectl's); the operator owns spec and labels.
+        if actual["metadata"].get("annotations"):
+            body["metadata"]["annotations"] = actual["metadata"]["annotations"]
+        if kind == "Service":  # immutable, allocated by the API server
+            for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if key in actual.get("spec", {}):
+                    body["spec"][key] = actual["spec"][key]
+        replace(meta["name"], meta["namespace"], body, _preload_content=False)
+        return "updated", drift
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        delete = self._ops(kind)[3]
+        try:
+            delete(name, namespace, propagation_policy="Background", _preload_content=False)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    def list_children(self, kind: str, namespace: str, feed: str) -> list[dict[str, Any]]:
+        from coinfeed.operator.desired import FEED_LABEL
+
+        if kind != "Deployment":
+            raise ValueError("only Deployments are listed")
+        resp = self.apps.list_namespaced_deployment(
+            namespace, label_selector=f"{FEED_LABEL}={feed}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
+    def get_feed(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return _body(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_feed_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": dict(status)},
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )

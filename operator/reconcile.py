@@ -1,0 +1,274 @@
+"""One reconcile of one CoinFeed: plan with the pure builders, apply through the thin layers,
+and compute the status that tells the truth about what exists.
+
+Never raises for Kafka or spec problems: they become conditions (and Events), so a broken
+feed does not crash-loop the handler; the drift timer retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from coinfeed.operator import conditions as cond
+from coinfeed.operator.desired import (
+    DesiredTopic,
+    child_name,
+    desired_children,
+    desired_topics,
+    unwanted_children,
+)
+from coinfeed.operator.kafka_apply import KafkaUnavailableError, Observation
+from coinfeed.operator.settings import OperatorSettings
+from coinfeed.operator.spec import FeedSpec, SpecError, parse_spec
+from coinfeed.operator.topicplan import TopicPlan, topic_in_sync
+
+log = logging.getLogger(__name__)
+
+Result = Literal["ok", "error", "not_supported"]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    result: Result = "ok"
+    error_reason: str = ""
+
+
+class TopicApplier(Protocol):
+    def reconcile(self, desired: Sequence[DesiredTopic]) -> tuple[TopicPlan, Observation]: ...
+
+
+class ChildApplier(Protocol):
+    def ensure(self, desired: Mapping[str, Any]) -> tuple[str, list[str]]: ...
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def delete(self, kind: str, namespace: str, name: str) -> bool: ...
+
+
+def topics_condition(
+    desired: Sequence[DesiredTopic], plan: TopicPlan | None, obs: Observation | None, error: str
+) -> tuple[cond.Condition, list[dict[str, Any]], str]:
+    """TopicsReady, ``status.topics`` and ``status.topicSummary`` (pure)."""
+    if obs is None:
+        return (
+            cond.Condition(cond.TOPICS_READY, False, cond.KAFKA_UNAVAILABLE, error),
+            [{"name": t.name} for t in desired],
+            f"?/{len(desired)}",
+        )
+    rows, in_sync = [], 0
+    for t in desired:
+        have = obs.topics.get(t.name)
+        ok = topic_in_sync(t, have)
+        in_sync += ok
+        row: dict[str, Any] = {"name": t.name, "ready": ok}
+        if have is not None:
+            row.update(partitions=have.partitions, replicationFactor=have.replication_factor)
+        rows.append(row)
+    summary = f"{in_sync}/{len(desired)}"
+    if plan is not None and plan.unsupported:
+        return (
+            cond.Condition(
+                cond.TOPICS_READY, False, cond.NOT_SUPPORTED, "; ".join(plan.unsupported)
+            ),
+            rows,
+            summary,
+        )
+    if in_sync == len(desired):
+        return (
+            cond.Condition(
+                cond.TOPICS_READY, True, "TopicsInSync", f"{summary} topics match the spec"
+            ),
+            rows,
+            summary,
+        )
+    return (
+        cond.Condition(
+            cond.TOPICS_READY, False, "TopicsPending", f"{summary} topics match the spec"
+        ),
+        rows,
+        summary,
+    )
+
+
+def invalid_spec_outcome(
+    error: SpecError, generation: int, old: Sequence[Mapping[str, Any]]
+) -> Outcome:
+    parts = [
+        cond.Condition(t, False, "InvalidSpec", str(error))
+        for t in (cond.TOPICS_READY, cond.PRODUCERS_READY, cond.AGGREGATION_SCHEDULED)
+    ]
+    conditions = cond.merge_conditions(old, [*parts, cond.ready_condition(parts)], generation)
+    return Outcome(
+        {"observedGeneration": generation, "conditions": conditions},
+        [Event("Warning", "InvalidSpec", str(error))],
+        "error",
+        "InvalidSpec",
+    )
+
+
+def reconcile_feed(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    generation: int,
+    spec: Mapping[str, Any],
+    old_status: Mapping[str, Any] | None,
+    settings: OperatorSettings,
+    kafka: TopicApplier,
+    kube: ChildApplier,
+    now: datetime | None = None,
+) -> Outcome:
+    old_conditions = list((old_status or {}).get("conditions") or [])
+    try:
+        feed = parse_spec(spec)
+    except SpecError as exc:
+        return invalid_spec_outcome(exc, generation, old_conditions)
+
+    events: list[Event] = []
+    result: Result = "ok"
+    error_reason = ""
+
+    # --- topics ---
+    wanted = desired_topics(feed)
+    plan: TopicPlan | None = None
+    obs: Observation | None = None
+    kafka_error = ""
+    try:
+        plan, obs = kafka.reconcile(wanted)
+        events += [Event("Normal", "TopicChanged", line) for line in plan.describe()]
+    except KafkaUnavailableError as exc:
+        kafka_error = f"Kafka at {settings.kafka_bootstrap} is unavailable: {exc}"
+        result, error_reason = "error", cond.KAFKA_UNAVAILABLE
+    topics_c, topic_rows, summary = topics_condition(wanted, plan, obs, kafka_error)
+    if topics_c.reason == cond.NOT_SUPPORTED:
+        result, error_reason = "not_supported", cond.NOT_SUPPORTED
+
+    # --- children ---
+    children = desired_children(name, namespace, uid, feed, settings)
+    apply_error = ""
+    for child in children:
+        kind, cname = child["kind"], child["metadata"]["name"]
+        try:
+            what, drift = kube.ensure(child)
+        except Exception as exc:  # API errors become a condition, not a crash loop
+            apply_error = f"{kind} {cname}: {_api_error(exc)}"
+            events.append(Event("Warning", "ApplyFailed", apply_error))
+            result, error_reason = "error", "ApplyFailed"
+            continue
+        if what == "created":
+            events.append(Event("Normal", "Created", f"created {kind} {cname}"))
+        elif what == "updated":
+            events.append(
+                Event(
+                    "Normal",
+                    "Updated",
+                    f"reverted {kind} {cname} to the spec ({', '.join(drift[:5])})",
+                )
+            )
+    for kind, cname in unwanted_children(name, feed):
+        try:
+            if kube.delete(kind, namespace, cname):
+                events.append(Event("Normal", "Deleted", f"deleted {kind} {cname}"))
+        except Exception as exc:
+            events.append(Event("Warning", "DeleteFailed", f"{kind} {cname}: {_api_error(exc)}"))
+
+    status = status_from_children(
+        feed, name, namespace, kube, topics_c, generation, old_conditions, now
+    )
+    if apply_error:
+        status["conditions"] = cond.merge_conditions(
+            old_conditions,
+            _override_apply_failure(status["conditions"], apply_error),
+            generation,
+            now,
+        )
+    status.update(topics=topic_rows, topicSummary=summary)
+    if obs is None and old_status and old_status.get("topics"):
+        status["topics"] = old_status["topics"]  # keep the last known picture while Kafka is away
+    for c in cond.transitions(old_conditions, status["conditions"]):
+        if c["status"] != "True" and c["type"] != cond.READY:
+            events.append(Event("Warning", c["reason"], f"{c['type']}: {c['message']}"))
+        elif c["type"] == cond.READY and c["status"] == "True":
+            events.append(Event("Normal", "Ready", "feed is ready"))
+    return Outcome(status, events, result, error_reason)
+
+
+def _override_apply_failure(conditions: list[dict[str, Any]], message: str) -> list[cond.Condition]:
+    out = []
+    for c in conditions:
+        if c["type"] == cond.READY:
+            continue
+        ok = c["status"] == "True"
+        out.append(cond.Condition(c["type"], ok, c["reason"], c["message"]))
+    parts = [
+        cond.Condition(cond.PRODUCERS_READY, False, "ApplyFailed", message)
+        if p.type == cond.PRODUCERS_READY
+        else p
+        for p in out
+    ]
+    return [*parts, cond.ready_condition(parts)]
+
+
+def status_from_children(
+    feed: FeedSpec,
+    name: str,
+    namespace: str,
+    kube: ChildApplier,
+    topics_c: cond.Condition | None,
+    generation: int,
+    old_conditions: Sequence[Mapping[str, Any]],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Status from the live children; ``topics_c=None`` keeps the current TopicsReady."""
+    kinds = ["prices", *(["tweets"] if feed.tweets.enabled else [])]
+    deps = {
+        child_name(name, k): kube.get("Deployment", namespace, child_name(name, k)) for k in kinds
+    }
+    cron = kube.get("CronJob", namespace, child_name(name, "hourly"))
+    if topics_c is None:
+        prev = next((c for c in old_conditions if c.get("type") == cond.TOPICS_READY), None)
+        topics_c = (
+            cond.Condition(
+                cond.TOPICS_READY,
+                prev.get("status") == "True",
+                str(prev.get("reason")),
+                str(prev.get("message", "")),
+            )
+            if prev
+            else cond.Condition(cond.TOPICS_READY, False, "Unknown", "not yet reconciled")
+        )
+    parts = [
+        topics_c,
+        cond.producers_condition(deps, feed.suspend),
+        cond.aggregation_condition(cron, feed.aggregation.schedule),
+    ]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": cond.merge_conditions(
+            old_conditions, [*parts, cond.ready_condition(parts)], generation, now
+        ),
+    }
+    hour = cond.last_completed_hour(cron)
+    if hour:
+        status["lastCompletedHour"] = hour
+    return status
+
+
+def _api_error(exc: Exception) -> str:
+    status = getattr(exc, "status", None)
+    reason = getattr(exc, "reason", None)
+    if status is not None:
+        return f"HTTP {status} {reason or ''}".strip()
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,133 @@
+"""Operator settings: what the cluster admin decides (images, Kafka address, lake), not the feed.
+
+Read once at start from ``COINFEED_OPERATOR_*`` environment variables (the chart sets them from
+its values); :func:`settings_from_env` is pure over the mapping it is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+ENV_PREFIX: Final = "COINFEED_OPERATOR_"
+
+
+class SettingsError(ValueError):
+    """An operator setting with a value that cannot work; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str = "50m"
+    memory_request: str = "96Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "256Mi"
+
+    def as_k8s(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    kafka_bootstrap: str = "coinfeed-kafka:9092"
+    producer_image: str = "coinfeed-producer:0.1.0"
+    spark_image: str = "coinfeed-spark:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    hourly_command: tuple[str, ...] = ("coinfeed", "hourly")
+    pushgateway: str = ""
+    lake: str = "/lake"
+    lake_pvc: str = ""  # a PersistentVolumeClaim mounted at ``lake`` in the CronJob, if set
+    producer_metrics_port: int = 9400
+    producer_resources: Resources = field(default_factory=Resources)
+    spark_resources: Resources = field(default_factory=lambda: Resources("500m", "1Gi", "2", "2Gi"))
+    service_account: str = ""  # ServiceAccount of the producer and Spark pods ("" = default)
+    drift_interval_seconds: float = 30.0
+    kafka_timeout_seconds: float = 10.0
+    x_api_base_url: str = ""  # producers' X API base URL override (tests, proxies)
+
+
+_INT_FIELDS = {"producer_metrics_port"}
+_FLOAT_FIELDS = {"drift_interval_seconds", "kafka_timeout_seconds"}
+_STR_FIELDS = {
+    "kafka_bootstrap",
+    "producer_image",
+    "spark_image",
+    "image_pull_policy",
+    "pushgateway",
+    "lake",
+    "lake_pvc",
+    "service_account",
+    "x_api_base_url",
+}
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
+    """Settings from ``COINFEED_OPERATOR_<FIELD>`` variables; unset ones keep their defaults."""
+    values: dict[str, object] = {}
+    for name in _STR_FIELDS:
+        if env_name(name) in env:
+            values[name] = env[env_name(name)]
+    for name in _INT_FIELDS:
+        if env_name(name) in env:
+            raw = env[env_name(name)]
+            if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+                raise SettingsError(f"{env_name(name)}={raw!r}: expected a port 1-65535")
+            values[name] = int(raw)
+    for name in _FLOAT_FIELDS:
+        if env_name(name) in env:
+            raw = env[env_name(name)]
+            try:
+                number = float(raw)
+            except ValueError:
+                number = -1.0
+            if number <= 0:
+                raise SettingsError(f"{env_name(name)}={raw!r}: expected a positive number")
+            values[name] = number
+    if env_name("hourly_command") in env:
+        values["hourly_command"] = _json_str_list(env, env_name("hourly_command"))
+    for name in ("producer_resources", "spark_resources"):
+        if env_name(name) in env:
+            values[name] = _resources(env, env_name(name))
+    if values.get("image_pull_policy", "IfNotPresent") not in ("Always", "IfNotPresent", "Never"):
+        raise SettingsError(
+            f"{env_name('image_pull_policy')}={values['image_pull_policy']!r}: "
+            "expected Always, IfNotPresent or Never"
+        )
+    settings = OperatorSettings(**values)  # type: ignore[arg-type]
+    if not settings.kafka_bootstrap.strip():
+        raise SettingsError(f"{env_name('kafka_bootstrap')} must not be empty")
+    return settings
+
+
+def _json_str_list(env: Mapping[str, str], var: str) -> tuple[str, ...]:
+    try:
+        parsed = json.loads(env[var])
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{var}: expected a JSON list of strings ({exc})") from None
+    if not isinstance(parsed, list) or not parsed or not all(isinstance(x, str) for x in parsed):
+        raise SettingsError(f"{var}: expected a non-empty JSON list of strings, got {env[var]!r}")
+    return tuple(parsed)
+
+
+def _resources(env: Mapping[str, str], var: str) -> Resources:
+    try:
+        parsed = json.loads(env[var])
+        return Resources(
+            cpu_request=str(parsed["requests"]["cpu"]),
+            memory_request=str(parsed["requests"]["memory"]),
+            cpu_limit=str(parsed["limits"]["cpu"]),
+            memory_limit=str(parsed["limits"]["memory"]),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            f"{var}: expected JSON {{requests: {{cpu, memory}}, limits: {{cpu, memory}}}} ({exc!r})"
+        ) from None
