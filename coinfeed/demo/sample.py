@@ -1,0 +1,145 @@
+"""The replay sample: which files feed which producer, the complete hours they cover, and a
+shortened copy for ``--hours N``. Deciding is pure; reading and writing files is kept to a few
+small functions."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from coinfeed.topics import TOPIC_KINDS, TopicKind
+
+HOUR: Final = timedelta(hours=1)
+# Ticks come once a minute: a first tick within an hour's first minute, or a last one within its
+# final minute, still covers that hour.
+EDGE_SLACK: Final = timedelta(minutes=1)
+TIME_FIELD: Final[dict[str, str]] = {"prices": "ts", "tweets": "created_at"}
+
+
+class SampleError(ValueError):
+    """The sample is missing or unusable; the message names the file or coin."""
+
+
+@dataclass(frozen=True)
+class ReplayFile:
+    coin: str
+    kind: TopicKind
+    path: Path
+
+
+def find_sample_files(sample_dir: Path, coins: Iterable[str]) -> list[ReplayFile]:
+    """One JSON-lines file per coin and kind: ``<coin>*<kind>*.jsonl[.gz]`` anywhere below
+    ``sample_dir`` (e.g. ``samples/btc-prices.jsonl.gz``)."""
+    if not sample_dir.is_dir():
+        raise SampleError(f"no sample folder {sample_dir}")
+    files = sorted(p for p in sample_dir.rglob("*") if p.is_file() and ".jsonl" in p.name)
+    found = []
+    for coin in coins:
+        for kind in TOPIC_KINDS:
+            matches = [p for p in files if p.name.startswith(coin) and kind in p.name]
+            if len(matches) != 1:
+                what = (
+                    "no"
+                    if not matches
+                    else f"{len(matches)} ({', '.join(p.name for p in matches)})"
+                )
+                raise SampleError(
+                    f"expected one {coin} {kind} replay file (<coin>*<kind>*.jsonl[.gz]) in "
+                    f"{sample_dir}, found {what}"
+                )
+            found.append(ReplayFile(coin, kind, matches[0]))
+    return found
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield line
+
+
+def event_time(kind: str, line: bytes) -> datetime | None:
+    """The record's event time, or None for a line that is not a record with a UTC time (the
+    producer skips and counts those; the demo passes them through untouched)."""
+    try:
+        value = json.loads(line)[TIME_FIELD[kind]]
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return ts.astimezone(UTC) if ts.tzinfo else None
+
+
+def span(f: ReplayFile) -> tuple[datetime, datetime, int]:
+    """First and last event time and the number of lines of one file."""
+    first: datetime | None = None
+    last: datetime | None = None
+    n = 0
+    for line in _lines(f.path):
+        n += 1
+        t = event_time(f.kind, line)
+        if t is not None:
+            first = t if first is None else min(first, t)
+            last = t if last is None else max(last, t)
+    if first is None or last is None:
+        raise SampleError(f"{f.path}: no record with a valid event time")
+    return first, last, n
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    f = floor_hour(t)
+    return f if f == t else f + HOUR
+
+
+@dataclass(frozen=True)
+class Window:
+    """The complete hours ``[start, end)`` the demo aggregates."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) / HOUR)
+
+    def hour_starts(self) -> list[datetime]:
+        return [self.start + i * HOUR for i in range(self.hours)]
+
+
+def complete_hours(spans: Iterable[tuple[datetime, datetime]], limit: int | None = None) -> Window:
+    """The whole hours every span's data covers from the earliest record on, at most ``limit``."""
+    spans = list(spans)
+    if not spans:
+        raise SampleError("no replay files")
+    start = ceil_hour(min(s for s, _ in spans) - EDGE_SLACK)
+    end = floor_hour(max(e for _, e in spans) + EDGE_SLACK)
+    if limit is not None:
+        if limit < 1:
+            raise SampleError(f"--hours must be at least 1, got {limit}")
+        end = min(end, start + limit * HOUR)
+    if end <= start:
+        raise SampleError(f"the sample covers no complete hour (from {start:%Y-%m-%d %H:%M}Z)")
+    return Window(start, end)
+
+
+def shorten(f: ReplayFile, window: Window, dest: Path) -> int:
+    """Copy the lines of ``f`` inside ``window`` (and the lines without a valid time, which the
+    producer must see to skip and count) to ``dest``; returns the lines written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with dest.open("wb") as out:
+        for line in _lines(f.path):
+            t = event_time(f.kind, line)
+            if t is None or window.start <= t < window.end:
+                out.write(line if line.endswith(b"\n") else line + b"\n")
+                n += 1
+    return n
