@@ -29,6 +29,9 @@ CHART="$ROOT/charts/coinfeed"
 VALUES="$CHART/values-kind.yaml"
 FEED_MANIFEST="$ROOT/manifests/coinfeed-btc.yaml"
 FEED=btc
+# Fixed names from charts/coinfeed/values.yaml (fullnameOverride, kafka.fullnameOverride).
+KAFKA_POD=coinfeed-kafka-0
+LAKE_CLAIM=coinfeed-lake
 IMAGES=(producer operator spark)
 KIND="" HELM=""  # set by need_kind / need_helm
 
@@ -115,7 +118,7 @@ cmd_deploy() {
 
 # kubectl exec into broker 0 of the release's Kafka.
 kafka_exec() {
-  kubectl -n "$NAMESPACE" exec "$RELEASE-kafka-0" -c kafka -- "$@"
+  kubectl -n "$NAMESPACE" exec "$KAFKA_POD" -c kafka -- "$@"
 }
 
 cmd_e2e() {
@@ -149,7 +152,7 @@ cmd_e2e() {
     || { kubectl -n "$NAMESPACE" logs "job/$job" --tail=100 >&2 || true; die "job/$job did not complete"; }
 
   say "looking for hourly rows in the lake"
-  local claim="$RELEASE-lake" pod
+  local claim="$LAKE_CLAIM" pod
   pod="lake-check-$(date +%s)"
   kubectl -n "$NAMESPACE" run "$pod" --restart=Never --image="$(image_ref spark)" \
     --overrides="$(lake_check_overrides "$pod" "$claim")" >/dev/null
