@@ -7,6 +7,8 @@ from typing import Any, Final
 
 from coinfeed.producers.batch import (
     ERROR_BODY,
+    HTML_BODY,
+    MALFORMED_JSON,
     MISSING_FIELD,
     UNEXPECTED_SHAPE,
     Batch,
@@ -57,6 +59,11 @@ def parse_ccxt_ticker(coin: str, pair: str, source: str, ticker: Any) -> Batch:
     """A ccxt unified ticker -> one tick (price = ``last``, else ``close``)."""
     if not isinstance(ticker, dict):
         return Batch(skips=[Skip(UNEXPECTED_SHAPE, f"ticker is {type(ticker).__name__}")])
+    raw = ticker.get("info")
+    if isinstance(raw, str):
+        # ccxt hands back an empty ticker with the unparsed body as ``info`` when it is not JSON.
+        reason = HTML_BODY if raw.lstrip()[:1] == "<" else MALFORMED_JSON
+        return Batch(skips=[Skip(reason, f"ticker body is not JSON: {raw[:60]!r}")])
     price = ticker.get("last") if ticker.get("last") is not None else ticker.get("close")
     ts = ticker.get("timestamp")
     if ts is None:

@@ -206,6 +206,10 @@ class CcxtPriceSource(_Polling):
             return self._failed("server_error", exc)
         except ccxt.BaseError as exc:  # unparseable body, error payload, bad symbol
             return self._failed("bad_body", exc)
+        if batch.skips and not batch.records:
+            self.metrics.request("bad_body")
+            self._ok = False
+            return batch
         self.metrics.request("ok")
         self._ok, self._failures = True, 0
         batch.records = [r for r in batch.records if self._newer(r)]

@@ -1,0 +1,340 @@
+"""Live sources against a local HTTP server answering with the documented API shapes; ccxt,
+requests and tweepy talk real HTTP to it (tweepy through a transport adapter, nothing patched)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from coinfeed.producers import batch as b
+from coinfeed.producers.pmetrics import ProducerMetrics
+from coinfeed.producers.retry import RetryPolicy
+from coinfeed.producers.sources import CcxtPriceSource, CoinGeckoPriceSource
+from coinfeed.producers.xapi import XRecentSearchSource, make_client
+from tests.unit.producers.fakes import (
+    BINANCE_EXCHANGE_INFO,
+    SEARCH_PATH,
+    FakeX,
+    Scripted,
+    binance_kline,
+    binance_ticker,
+    x_tweet,
+)
+
+FAST = RetryPolicy(base=0.01, cap=0.05, max_wait=2.0, max_attempts=5)
+TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearerToken123"
+
+
+def requests_total(m: ProducerMetrics, outcome: str) -> float:
+    v = m.registry.get_sample_value(
+        "coinfeed_producer_source_requests_total",
+        {"coin": m.coin, "kind": m.kind, "source": m.source, "outcome": outcome},
+    )
+    return v or 0.0
+
+
+# --- ccxt (binance) ----------------------------------------------------------------------------
+
+
+def _binance(
+    httpserver: HTTPServer, mode: str = "ticker"
+) -> tuple[CcxtPriceSource, ProducerMetrics]:
+    httpserver.expect_request("/api/v3/exchangeInfo").respond_with_json(BINANCE_EXCHANGE_INFO)
+    m = ProducerMetrics("btc", "prices", "binance")
+    src = CcxtPriceSource(
+        "btc", "BTC/USDT", "binance", mode, 10, m, FAST, api_url=httpserver.url_for("/")
+    )
+    return src, m
+
+
+def test_binance_ticker_through_ccxt(httpserver: HTTPServer) -> None:
+    src, m = _binance(httpserver)
+    httpserver.expect_request(
+        "/api/v3/ticker/24hr", query_string="symbol=BTCUSDT"
+    ).respond_with_json(binance_ticker("67187.33", 1711356300000))
+    (tick,) = src.poll().records
+    assert (tick.price, tick.volume, tick.source, tick.ts.timestamp()) == (
+        67187.33,
+        12345.678,
+        "binance",
+        1711356300,
+    )
+    assert src.poll().records == []  # same observation again: not re-sent
+    assert requests_total(m, "ok") == 2 and src.ready()
+
+
+def test_binance_ohlcv_closed_candles(httpserver: HTTPServer) -> None:
+    src, _ = _binance(httpserver, "ohlcv")
+    now_min = int(time.time() // 60) * 60_000
+    rows = [
+        binance_kline(now_min - 180_000, "1.5"),
+        binance_kline(now_min - 120_000, "2.5"),
+        binance_kline(now_min, "9.9"),
+    ]
+    httpserver.expect_request("/api/v3/klines").respond_with_json(rows)
+    assert [r.price for r in src.poll().records] == [1.5, 2.5]  # the open candle (9.9) waits
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ctype", "outcome"),
+    [
+        (503, "<html><body>503 Service Unavailable</body></html>", "text/html", "server_error"),
+        (429, '{"code":-1003,"msg":"Too many requests."}', "application/json", "rate_limited"),
+        (200, '{"symbol": "BTCUSDT", "lastPr', "application/json", "bad_body"),
+    ],
+)
+def test_binance_failures_are_counted_and_backed_off(
+    httpserver: HTTPServer, status: int, body: str, ctype: str, outcome: str
+) -> None:
+    src, m = _binance(httpserver)
+    httpserver.expect_request("/api/v3/ticker/24hr").respond_with_data(
+        body, status=status, content_type=ctype
+    )
+    assert src.poll().records == []
+    assert requests_total(m, outcome) == 1
+    assert not src.ready()
+
+
+# --- CoinGecko ---------------------------------------------------------------------------------
+
+
+def _gecko(httpserver: HTTPServer) -> tuple[CoinGeckoPriceSource, ProducerMetrics]:
+    m = ProducerMetrics("btc", "prices", "coingecko")
+    return CoinGeckoPriceSource(
+        "btc", "BTC/USDT", "simple", 10, m, FAST, httpserver.url_for("/")
+    ), m
+
+
+def test_coingecko_simple_price(httpserver: HTTPServer) -> None:
+    src, m = _gecko(httpserver)
+    httpserver.expect_request(
+        "/api/v3/simple/price",
+        query_string={"ids": "bitcoin", "vs_currencies": "usd", "include_last_updated_at": "true"},
+    ).respond_with_json({"bitcoin": {"usd": 67187.33, "last_updated_at": 1711356300}})
+    (tick,) = src.poll().records
+    assert (tick.price, tick.source) == (67187.33, "coingecko")
+    assert requests_total(m, "ok") == 1
+
+
+def test_coingecko_429_honours_retry_after(httpserver: HTTPServer) -> None:
+    src, m = _gecko(httpserver)
+    httpserver.expect_request("/api/v3/simple/price").respond_with_json(
+        {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}},
+        status=429,
+        headers={"Retry-After": "1.5"},
+    )
+    assert src.poll().records == []
+    assert requests_total(m, "rate_limited") == 1
+    assert src.next_wait() >= 1.5
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "reason"),
+    [
+        (b"<!DOCTYPE html><title>Just a moment...</title>", "text/html", b.HTML_BODY),
+        (b'{"bitcoin": {"usd": 6718', "application/json", b.MALFORMED_JSON),
+        (
+            b'{"bitcoin": {"usd": 1.0, "last_updated_at": 1}, "n": "\xe9t\xe9"}',
+            "application/json",
+            b.NOT_UTF8,
+        ),
+        (
+            b'{"status": {"error_code": 10002, "error_message": "API Key Missing"}}',
+            "application/json",
+            b.ERROR_BODY,
+        ),
+        (
+            b'{"bitcoin": {"usd": null, "last_updated_at": 1711356300}}',
+            "application/json",
+            b.NULL_FIELD,
+        ),
+    ],
+)
+def test_coingecko_bad_200_bodies_become_skips(
+    httpserver: HTTPServer, body: bytes, ctype: str, reason: str
+) -> None:
+    src, m = _gecko(httpserver)
+    httpserver.expect_request("/api/v3/simple/price").respond_with_data(body, content_type=ctype)
+    out = src.poll()
+    assert out.records == [] and [s.reason for s in out.skips] == [reason]
+    assert requests_total(m, "bad_body") == 1
+
+
+# --- X API v2 through tweepy -------------------------------------------------------------------
+
+
+class Sleeps:
+    """Stop-aware sleep stand-in: records the waits instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return True
+
+
+def _x(
+    httpserver: HTTPServer, fake: FakeX, since_id: str | None = None, policy: RetryPolicy = FAST
+) -> tuple[XRecentSearchSource, ProducerMetrics, Sleeps]:
+    fake.install(httpserver)
+    m = ProducerMetrics("btc", "tweets", "x-api")
+    sleeps = Sleeps()
+    client = make_client(TOKEN, httpserver.url_for("/"))
+    src = XRecentSearchSource(
+        client,
+        "btc",
+        "(btc OR $BTC) -is:retweet",
+        60,
+        m,
+        policy,
+        sleeps,
+        since_id=since_id,
+        max_results=10,
+    )
+    return src, m, sleeps
+
+
+def test_search_paginates_oldest_first_and_advances_since_id(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    fake.add(*[x_tweet(1000 + i, author=1 + i % 3) for i in range(25)])
+    src, m, _ = _x(httpserver, fake)
+    out = src.poll()
+    assert [int(t.id) for t in out.records] == list(range(1000, 1025))
+    assert len(fake.requests) == 3  # 10 + 10 + 5, following next_token
+    assert [r.get("next_token") for r in fake.requests] == [None, "10", "20"]
+    assert fake.requests[0]["tweet.fields"] == "created_at,lang,public_metrics,entities,author_id"
+    assert fake.requests[0]["expansions"] == "author_id"
+    assert fake.requests[0]["user.fields"] == "username,public_metrics"
+    assert fake.auth_headers[0] == f"Bearer {TOKEN}"
+    assert src.since_id == "1024"
+    fake.add(x_tweet(1030), x_tweet(1031))
+    assert [t.id for t in src.poll().records] == ["1030", "1031"]
+    assert fake.requests[-1]["since_id"] == "1024"
+    assert src.poll().records == []
+    rl = m.registry.get_sample_value(
+        "coinfeed_producer_ratelimit_remaining",
+        {"coin": "btc", "kind": "tweets", "source": "x-api"},
+    )
+    assert rl == fake.remaining
+    reset = m.registry.get_sample_value(
+        "coinfeed_producer_ratelimit_reset_timestamp_seconds",
+        {"coin": "btc", "kind": "tweets", "source": "x-api"},
+    )
+    assert reset is not None and 0 < reset - time.time() <= fake.reset_in
+
+
+def test_429_waits_for_the_reset_then_retries(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    fake.add(x_tweet(5))
+    reset = int(time.time()) + 30
+    fake.script.append(
+        Scripted(
+            429,
+            json.dumps({"title": "Too Many Requests", "status": 429}).encode(),
+            {
+                "x-rate-limit-limit": "450",
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(reset),
+            },
+        )
+    )
+    policy = RetryPolicy(base=0.01, cap=0.05, max_wait=1000, max_attempts=5)
+    src, m, sleeps = _x(httpserver, fake, policy=policy)
+    assert [t.id for t in src.poll().records] == ["5"]
+    assert requests_total(m, "rate_limited") == 1 and requests_total(m, "ok") == 1
+    assert len(sleeps.waits) == 1 and 25 <= sleeps.waits[0] <= 32  # until the reset, not hammering
+
+
+def test_rate_limit_wait_is_bounded_by_max_wait(httpserver: HTTPServer) -> None:
+    fake = FakeX(remaining=1)
+    fake.reset_in = 3600
+    fake.add(x_tweet(5))
+    src, _, sleeps = _x(httpserver, fake)
+    src.poll()  # remaining drops to 0 on this response
+    fake.add(x_tweet(6))
+    assert [t.id for t in src.poll().records] == ["6"]
+    assert sleeps.waits and max(sleeps.waits) <= FAST.max_wait  # waited before asking, bounded
+
+
+def test_5xx_retried_with_backoff(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    fake.add(x_tweet(7))
+    fake.script += [
+        Scripted(503, b"<html>Service Unavailable</html>", content_type="text/html"),
+        Scripted(500, b"{}"),
+    ]
+    src, m, sleeps = _x(httpserver, fake)
+    assert [t.id for t in src.poll().records] == ["7"]
+    assert requests_total(m, "server_error") == 2
+    assert len(sleeps.waits) == 2 and all(0 <= w <= FAST.cap for w in sleeps.waits)
+
+
+@pytest.mark.parametrize(
+    ("scripted", "reason"),
+    [
+        (
+            Scripted(
+                200, b"<html><body>Something went wrong</body></html>", content_type="text/html"
+            ),
+            b.HTML_BODY,
+        ),
+        (Scripted(200, b'{"data": [{"id": "1", "te'), b.MALFORMED_JSON),
+        (Scripted(200, b'{"data": [], "meta": {"result_count": 0}, "bad": "\xff"}'), b.NOT_UTF8),
+        (
+            Scripted(
+                200,
+                json.dumps({"errors": [{"message": "Rate limit exceeded", "code": 88}]}).encode(),
+            ),
+            b.ERROR_BODY,
+        ),
+    ],
+)
+def test_malformed_200_skipped_and_polled_again(
+    httpserver: HTTPServer, scripted: Scripted, reason: str
+) -> None:
+    fake = FakeX()
+    fake.add(x_tweet(8))
+    fake.script.append(scripted)
+    src, m, _ = _x(httpserver, fake, since_id="3")
+    out = src.poll()
+    assert out.records == [] and [s.reason for s in out.skips] == [reason]
+    assert src.since_id == "3" and not src.ready()  # nothing lost: the next poll asks again
+    assert requests_total(m, "bad_body") == 1
+    assert [t.id for t in src.poll().records] == ["8"]
+    assert src.ready()
+
+
+def test_bad_tweets_skipped_with_reasons_good_ones_kept(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    broken = x_tweet(21)
+    del broken["author_id"]
+    fake.add(x_tweet(20), broken, x_tweet(22, lang=123), x_tweet(23))
+    src, _, _ = _x(httpserver, fake)
+    out = src.poll()
+    assert [t.id for t in out.records] == ["20", "23"]
+    assert sorted(s.reason for s in out.skips) == [b.INVALID_FIELD, b.MISSING_FIELD]
+    assert src.since_id == "23"
+
+
+def test_401_is_a_counted_client_error_not_a_crash(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    fake.script.append(
+        Scripted(
+            401,
+            json.dumps(
+                {
+                    "title": "Unauthorized",
+                    "type": "about:blank",
+                    "status": 401,
+                    "detail": "Unauthorized",
+                }
+            ).encode(),
+        )
+    )
+    src, m, _ = _x(httpserver, fake)
+    assert src.poll().records == []
+    assert requests_total(m, "client_error") == 1 and not src.ready()
