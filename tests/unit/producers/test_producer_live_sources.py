@@ -16,7 +16,6 @@ from coinfeed.producers.sources import CcxtPriceSource, CoinGeckoPriceSource
 from coinfeed.producers.xapi import XRecentSearchSource, make_client
 from tests.unit.producers.fakes import (
     BINANCE_EXCHANGE_INFO,
-    SEARCH_PATH,
     FakeX,
     Scripted,
     binance_kline,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coinfeed import producer_env as E
+from coinfeed import producer_env as env_names
 from coinfeed.producers import batch as b
 from coinfeed.producers.replay import due_offset, parse_line, rebase_shift
 from coinfeed.producers.retry import (
@@ -163,7 +163,7 @@ def test_replay_rebase_start_moves_first_record_to_now(tmp_path: Path) -> None:
 
 
 def test_replay_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.jsonl"):
         ReplaySource("prices", "btc", tmp_path / "nope.jsonl")
 
 
@@ -172,13 +172,13 @@ def test_replay_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_env_only_configuration_as_the_operator_writes_it() -> None:
     env = {
-        E.COIN: "BTC",
-        E.KAFKA_BOOTSTRAP: "127.0.0.1:1",
-        E.PRICE_SOURCE: "replay",
-        E.REPLAY_FILE: "/data/btc.jsonl.gz",
-        E.REPLAY_SPEED: "60",
-        E.METRICS_PORT: "9555",
-        E.POLL_INTERVAL_SECONDS: "5",
+        env_names.COIN: "BTC",
+        env_names.KAFKA_BOOTSTRAP: "127.0.0.1:1",
+        env_names.PRICE_SOURCE: "replay",
+        env_names.REPLAY_FILE: "/data/btc.jsonl.gz",
+        env_names.REPLAY_SPEED: "60",
+        env_names.METRICS_PORT: "9555",
+        env_names.POLL_INTERVAL_SECONDS: "5",
     }
     s = parse(["prices"], env)
     assert (s.coin, s.source, s.bootstrap, s.replay_speed, s.metrics_port) == (
@@ -193,10 +193,10 @@ def test_env_only_configuration_as_the_operator_writes_it() -> None:
 
 def test_flags_override_env() -> None:
     env = {
-        E.COIN: "btc",
-        E.TWEET_KEYWORDS: "bitcoin,btc",
-        E.TWEET_LANGUAGES: "en",
-        E.X_API_BASE_URL: "http://127.0.0.1:5",
+        env_names.COIN: "btc",
+        env_names.TWEET_KEYWORDS: "bitcoin,btc",
+        env_names.TWEET_LANGUAGES: "en",
+        env_names.X_API_BASE_URL: "http://127.0.0.1:5",
     }
     s = parse(["tweets", "--coin", "eth", "--languages", "en,es"], env)
     assert (s.coin, s.languages, s.keywords, s.cashtags) == (
@@ -209,9 +209,9 @@ def test_flags_override_env() -> None:
 
 
 def test_settings_errors() -> None:
-    with pytest.raises(SettingsError, match=E.COIN):
+    with pytest.raises(SettingsError, match=env_names.COIN):
         parse(["prices"], {})
-    with pytest.raises(SettingsError, match=E.REPLAY_FILE):
+    with pytest.raises(SettingsError, match=env_names.REPLAY_FILE):
         parse(["tweets", "--coin", "btc", "--source", "replay"], {})
     with pytest.raises(ValueError, match="invalid coin"):
         parse(["prices", "--coin", "b!"], {})
@@ -220,11 +220,11 @@ def test_settings_errors() -> None:
 def test_bearer_token_from_file_or_env_errors_never_show_it(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("AAAA-file-token\n")
-    s = parse(["tweets", "--coin", "btc"], {E.X_BEARER_TOKEN_FILE: str(token_file)})
+    s = parse(["tweets", "--coin", "btc"], {env_names.X_BEARER_TOKEN_FILE: str(token_file)})
     assert bearer_token(s, {}) == "AAAA-file-token"
     s = parse(["tweets", "--coin", "btc"], {})
-    assert bearer_token(s, {E.X_BEARER_TOKEN: "AAAA-env"}) == "AAAA-env"
-    with pytest.raises(SettingsError, match=E.X_BEARER_TOKEN):
+    assert bearer_token(s, {env_names.X_BEARER_TOKEN: "AAAA-env"}) == "AAAA-env"
+    with pytest.raises(SettingsError, match=env_names.X_BEARER_TOKEN):
         bearer_token(s, {})
     token_file.write_text("")
     s = parse(["tweets", "--coin", "btc", "--bearer-token-file", str(token_file)], {})
