@@ -140,6 +140,7 @@ class LocalKafkaCluster:
         self._progress = progress or (lambda _msg: None)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._admin_client: Any = None
+        self.up_seconds: float | None = None  # how long the last successful `up` took
 
     # -- construction from a run dir ------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class LocalKafkaCluster:
             self.down()
             raise
         elapsed = time.monotonic() - started_at
+        self.up_seconds = elapsed
         self._progress(f"cluster up in {elapsed:.1f}s: {self.bootstrap}")
         return elapsed
 
@@ -245,8 +247,8 @@ class LocalKafkaCluster:
         self._stop_nodes([broker_name(broker_id)], timeout)
         self._wait_unregistered(broker_id, timeout)
 
-    def kill_broker(self, broker_id: int, timeout: float = 45.0) -> None:
-        """SIGKILL one broker, then wait until the cluster has noticed (it left the metadata)."""
+    def kill_broker(self, broker_id: int, timeout: float = 45.0, wait: bool = True) -> None:
+        """SIGKILL one broker; with ``wait``, also until the cluster noticed (it left the metadata)."""
         node = broker_name(broker_id)
         pid = self.pid(node)
         if pid is None:
@@ -255,7 +257,9 @@ class LocalKafkaCluster:
         self._reap_child(node)
         if not procs.wait_gone(pid, self.marker, timeout):
             raise ClusterError(f"{node} (pid {pid}) survived SIGKILL")
-        self._wait_unregistered(broker_id, timeout)
+        self.spec.pid_path(node).unlink(missing_ok=True)
+        if wait:
+            self._wait_unregistered(broker_id, timeout)
 
     def start_broker(self, broker_id: int, timeout: float = 120.0) -> None:
         """Start one stopped broker and wait until it is registered again."""
