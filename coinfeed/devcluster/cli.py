@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local Apache Kafka cluster: ZooKeeper + brokers 1, 2, 3 (or three combined "
         "KRaft controller+broker nodes), each with its own config, data dir, log and pid file "
         "under the run directory.",
+        epilog="examples:\n"
+        "  coinfeed kafka up                       # ZooKeeper + brokers on :9092,9093,9094\n"
+        "  KAFKA_MODE=kraft coinfeed kafka up      # three combined KRaft nodes\n"
+        "  coinfeed kafka status --run-dir run/kafka\n"
+        "  coinfeed kafka down --purge             # stop, and delete topics and records",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{up,down,status}")
 
