@@ -69,14 +69,15 @@ check_pin() {
     || die "scripts/go/$tool/go.mod has $module $have but versions.env asks for $want: run scripts/build-go-tools.sh pin"
 }
 
-# go_build <tool module dir> <main package> <output file>: build into a temporary file, then move
-# it into place so that an interrupted build never leaves a half-written binary in the cache.
+# go_build <tool module dir> <main package> <output file> [-X settings]: build into a temporary
+# file, then move it into place so an interrupted build never leaves a half-written binary cached.
 go_build() {
   local tool="$1" pkg="$2" out="$3" start
+  shift 3
   mkdir -p "$(dirname "$out")"
   start=$(date +%s)
   say "building $pkg (first build takes minutes) ..."
-  (cd "$GO_DIR/$tool" && go build -trimpath -ldflags='-s -w' -o "$out.tmp.$$" "$pkg") \
+  (cd "$GO_DIR/$tool" && go build -trimpath -ldflags="-s -w $*" -o "$out.tmp.$$" "$pkg") \
     || { rm -f "$out.tmp.$$"; die "go build $pkg failed (see the errors above)"; }
   mv -f "$out.tmp.$$" "$out"
   say "built $out in $(($(date +%s) - start)) s"
@@ -97,7 +98,14 @@ build_envtest() {
   local dir="$BIN/envtest-$K8S_VERSION"
   if [ ! -x "$dir/kube-apiserver" ]; then
     check_pin kube-apiserver k8s.io/kubernetes "v$K8S_VERSION"
-    go_build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir/kube-apiserver"
+    # What Kubernetes' own build stamps in (hack/lib/version.sh): without it the server reports
+    # v0.0.0-master, and clients that check the server version (helm's kubeVersion) refuse it.
+    local pkg stamp=()
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      stamp+=("-X $pkg.gitVersion=v$K8S_VERSION" "-X $pkg.gitMajor=${K8S_VERSION%%.*}"
+        "-X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")" "-X $pkg.gitTreeState=clean")
+    done
+    go_build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir/kube-apiserver" "${stamp[@]}"
   fi
   if [ ! -x "$dir/etcd" ]; then
     check_pin etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"
@@ -110,7 +118,18 @@ build_helm() {
   local out="$BIN/helm-$HELM_VERSION/helm"
   if [ ! -x "$out" ]; then
     check_pin helm helm.sh/helm/v3 "v$HELM_VERSION"
-    go_build helm helm.sh/helm/v3/cmd/helm "$out"
+    # As helm's Makefile does: its version, and the Kubernetes version `helm template` and
+    # `helm lint` assume by default (client-go v0.N.P means Kubernetes 1.N), not the source's 1.20.
+    local client_go minor
+    client_go="$(module_version helm k8s.io/client-go)"
+    minor="$(cut -d. -f2 <<<"$client_go")"
+    go_build helm helm.sh/helm/v3/cmd/helm "$out" \
+      "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+      "-X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+      "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1" \
+      "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
+      "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1" \
+      "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
   fi
   echo "HELM=$out"
 }

@@ -1,0 +1,50 @@
+"""Starting, locating and stopping the test API server."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from coinfeed.devcluster.apiserver import (
+    BinariesMissingError,
+    KubeAPIServer,
+    find_binaries,
+)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_missing_binaries_name_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "etcd").write_text("#!/bin/sh\n")
+    (tmp_path / "etcd").chmod(0o755)
+    with pytest.raises(BinariesMissingError) as err:
+        find_binaries({"KUBEBUILDER_ASSETS": str(tmp_path)})
+    message = str(err.value)
+    assert "kube-apiserver not found" in message
+    assert str(tmp_path) in message
+    assert "make envtest" in message and "KUBEBUILDER_ASSETS" in message
+
+
+def test_start_serves_and_stop_ends_both_processes(
+    kube_apiserver: KubeAPIServer, tmp_path: Path
+) -> None:
+    # A second, private server (the session one stays up for the other tests).
+    server = KubeAPIServer(tmp_path / "run")
+    with server:
+        status, body = server.request("GET", "/version")
+        assert status == 200
+        assert '"gitVersion"' in body
+        procs = [server._apiserver, server._etcd]
+        ports = [server.layout.secure_port, server.layout.etcd_client_port]
+        assert all(_listening(p) for p in ports)
+    assert all(p is not None and p.poll() is not None for p in procs)
+    assert not any(_listening(p) for p in ports)
+    server.stop()  # a second stop is harmless
