@@ -76,7 +76,13 @@ def connect_kafka(settings: Settings, stop: threading.Event) -> Any | None:
     attempt = 0
     while not stop.is_set():
         try:
-            return make_producer(settings.bootstrap, max_block_ms=settings.max_block_ms)
+            # Short bootstrap attempts: our own loop retries (with backoff, logged, not ready).
+            return make_producer(
+                settings.bootstrap,
+                max_block_ms=settings.max_block_ms,
+                bootstrap_timeout_ms=5_000,
+                reconnect_backoff_max_ms=5_000,
+            )
         except Exception as exc:  # NoBrokersAvailable, connection errors: keep trying
             delay = settings.policy.backoff(attempt)
             log.warning(
