@@ -8,14 +8,20 @@ set -euo pipefail
 : "${HEADLESS_SERVICE:?}" "${POD_NAMESPACE:?}" "${CLUSTER_DOMAIN:?}" "${METADATA_MODE:?}"
 : "${CLIENT_PORT:?}" "${INTERNAL_PORT:?}" "${CLIENT_PROTOCOL:?}"
 
+# Paths of the apache/kafka image and of this chart's mounts (overridable for tests).
+KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"
+CONFIG_DIR="${CONFIG_DIR:-/etc/kafka/coinfeed}"
+SECRETS_DIR="${SECRETS_DIR:-/etc/kafka/secrets}"
+WORK_DIR="${WORK_DIR:-/tmp/kafka}"
+
 ordinal="${HOSTNAME##*-}"
 case "$ordinal" in
   '' | *[!0-9]*) echo "kafka-start: cannot take a broker id from hostname '$HOSTNAME'" >&2; exit 1 ;;
 esac
 fqdn="${HOSTNAME}.${HEADLESS_SERVICE}.${POD_NAMESPACE}.svc.${CLUSTER_DOMAIN}"
-props=/tmp/kafka/server.properties
-mkdir -p /tmp/kafka /var/lib/kafka/data/logs
-cp /etc/kafka/coinfeed/server.properties "$props"
+props="$WORK_DIR/server.properties"
+mkdir -p "$WORK_DIR"
+cp "$CONFIG_DIR/server.properties" "$props"
 
 {
   echo
@@ -28,7 +34,7 @@ cp /etc/kafka/coinfeed/server.properties "$props"
   echo "advertised.listeners=CLIENT://${fqdn}:${CLIENT_PORT},INTERNAL://${fqdn}:${INTERNAL_PORT}"
   case "$CLIENT_PROTOCOL" in
     SSL | SASL_SSL)
-      pw="$(cat /etc/kafka/secrets/tls/password)"
+      pw="$(cat "$SECRETS_DIR/tls/password")"
       echo "listener.name.client.ssl.keystore.password=${pw}"
       echo "listener.name.client.ssl.truststore.password=${pw}"
       ;;
@@ -36,7 +42,7 @@ cp /etc/kafka/coinfeed/server.properties "$props"
   case "$CLIENT_PROTOCOL" in
     SASL_PLAINTEXT | SASL_SSL)
       mech="$(echo "${SASL_MECHANISM:?}" | tr '[:upper:]' '[:lower:]')"
-      echo "listener.name.client.${mech}.sasl.jaas.config=$(cat /etc/kafka/secrets/sasl/jaas-config)"
+      echo "listener.name.client.${mech}.sasl.jaas.config=$(cat "$SECRETS_DIR/sasl/jaas-config")"
       ;;
   esac
 } >> "$props"
@@ -44,7 +50,7 @@ chmod 600 "$props"
 
 if [ "$METADATA_MODE" = kraft ]; then
   # Idempotent: an already formatted log directory is left alone.
-  /opt/kafka/bin/kafka-storage.sh format --ignore-formatted \
+  "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted \
     --cluster-id "${KRAFT_CLUSTER_ID:?}" --config "$props"
 fi
-exec /opt/kafka/bin/kafka-server-start.sh "$props"
+exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$props"
