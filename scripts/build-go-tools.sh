@@ -26,7 +26,7 @@ usage: scripts/build-go-tools.sh envtest|helm|kube-linter|kind|all|pin
   pin          rewrite scripts/go/*/go.mod for the versions in versions.env (needs the proxy)
 
 Binaries are cached in ${COINFEED_CACHE:-~/.cache/coinfeed}/bin/<tool>-<version>/; a tool whose
-binary exists is not rebuilt. Versions come from versions.env.
+binary exists (built from the same go.mod and flags) is not rebuilt. Versions: versions.env.
 EOF
 }
 
@@ -80,7 +80,23 @@ go_build() {
   (cd "$GO_DIR/$tool" && go build -trimpath -ldflags="-s -w $*" -o "$out.tmp.$$" "$pkg") \
     || { rm -f "$out.tmp.$$"; die "go build $pkg failed (see the errors above)"; }
   mv -f "$out.tmp.$$" "$out"
+  recipe "$tool" "$@" >"$out.recipe"
   say "built $out in $(($(date +%s) - start)) s"
+}
+
+# What a binary was built from: its tool module's go.mod and the -X settings. A cached binary with a
+# different (or no) recipe, e.g. from an older version of this script, is rebuilt.
+recipe() {
+  local tool="$1"
+  shift
+  printf '%s %s\n' "$(sha256sum <"$GO_DIR/$tool/go.mod" | cut -c1-16)" "$*"
+}
+
+# up_to_date <output file> <tool module dir> [-X settings]
+up_to_date() {
+  local out="$1"
+  shift
+  [ -x "$out" ] && [ -f "$out.recipe" ] && [ "$(cat "$out.recipe")" = "$(recipe "$@")" ]
 }
 
 has_envtest_binaries() {
@@ -96,18 +112,18 @@ build_envtest() {
     say "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS has no kube-apiserver and etcd; building them instead"
   fi
   local dir="$BIN/envtest-$K8S_VERSION"
-  if [ ! -x "$dir/kube-apiserver" ]; then
+  # What Kubernetes' own build stamps in (hack/lib/version.sh): without it the server reports
+  # v0.0.0-master, and clients that check the server version (helm's kubeVersion) refuse it.
+  local pkg stamp=()
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp+=("-X $pkg.gitVersion=v$K8S_VERSION" "-X $pkg.gitMajor=${K8S_VERSION%%.*}"
+      "-X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")" "-X $pkg.gitTreeState=clean")
+  done
+  if ! up_to_date "$dir/kube-apiserver" kube-apiserver "${stamp[@]}"; then
     check_pin kube-apiserver k8s.io/kubernetes "v$K8S_VERSION"
-    # What Kubernetes' own build stamps in (hack/lib/version.sh): without it the server reports
-    # v0.0.0-master, and clients that check the server version (helm's kubeVersion) refuse it.
-    local pkg stamp=()
-    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      stamp+=("-X $pkg.gitVersion=v$K8S_VERSION" "-X $pkg.gitMajor=${K8S_VERSION%%.*}"
-        "-X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")" "-X $pkg.gitTreeState=clean")
-    done
     go_build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir/kube-apiserver" "${stamp[@]}"
   fi
-  if [ ! -x "$dir/etcd" ]; then
+  if ! up_to_date "$dir/etcd" etcd; then
     check_pin etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"
     go_build etcd go.etcd.io/etcd/server/v3 "$dir/etcd"
   fi
@@ -115,28 +131,29 @@ build_envtest() {
 }
 
 build_helm() {
-  local out="$BIN/helm-$HELM_VERSION/helm"
-  if [ ! -x "$out" ]; then
+  local out="$BIN/helm-$HELM_VERSION/helm" client_go minor
+  # As helm's Makefile does: its version, and the Kubernetes version `helm template` and
+  # `helm lint` assume by default (client-go v0.N.P means Kubernetes 1.N), not the source's 1.20.
+  client_go="$(module_version helm k8s.io/client-go)" || die "cannot read k8s.io/client-go from scripts/go/helm/go.mod"
+  minor="$(cut -d. -f2 <<<"$client_go")"
+  local stamp=(
+    "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+    "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+  )
+  if ! up_to_date "$out" helm "${stamp[@]}"; then
     check_pin helm helm.sh/helm/v3 "v$HELM_VERSION"
-    # As helm's Makefile does: its version, and the Kubernetes version `helm template` and
-    # `helm lint` assume by default (client-go v0.N.P means Kubernetes 1.N), not the source's 1.20.
-    local client_go minor
-    client_go="$(module_version helm k8s.io/client-go)"
-    minor="$(cut -d. -f2 <<<"$client_go")"
-    go_build helm helm.sh/helm/v3/cmd/helm "$out" \
-      "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
-      "-X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-      "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1" \
-      "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
-      "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1" \
-      "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+    go_build helm helm.sh/helm/v3/cmd/helm "$out" "${stamp[@]}"
   fi
   echo "HELM=$out"
 }
 
 build_kind() {
   local out="$BIN/kind-$KIND_VERSION/kind"
-  if [ ! -x "$out" ]; then
+  if ! up_to_date "$out" kind; then
     check_pin kind sigs.k8s.io/kind "v$KIND_VERSION"
     go_build kind sigs.k8s.io/kind "$out"
   fi
