@@ -11,7 +11,8 @@
 #
 # Each verb checks its prerequisites first and names what is missing. Settings (environment):
 # KIND_CLUSTER (coinfeed), NAMESPACE (coinfeed), RELEASE (coinfeed), IMAGE_TAG (dev), E2E_TIMEOUT
-# (600 s), COINFEED_CACHE (~/.cache/coinfeed: helm and kind built by scripts/build-go-tools.sh).
+# (600 s), COINFEED_CACHE (~/.cache/coinfeed: helm and kind built by scripts/build-go-tools.sh),
+# X_BEARER_TOKEN (e2e: an X API v2 token; without it the feed runs with tweets disabled).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,7 +40,7 @@ die() { echo "kind.sh: $*" >&2; exit 1; }
 say() { echo "kind.sh: $*" >&2; }
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # A tool on PATH, else the one scripts/build-go-tools.sh built; sets the variable named $1.
@@ -111,7 +112,7 @@ cmd_deploy() {
   "$HELM" dependency build "$CHART" >/dev/null
   "$HELM" upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
     -f "$VALUES" \
-    --set "operator.image.tag=$IMAGE_TAG" \
+    --set "operator.image.tag=$IMAGE_TAG,operator.producer.image.tag=$IMAGE_TAG,operator.spark.image.tag=$IMAGE_TAG" \
     --wait --timeout 15m
   "$HELM" test "$RELEASE" --namespace "$NAMESPACE" --timeout 5m
 }
@@ -127,8 +128,17 @@ cmd_e2e() {
   "$HELM" status "$RELEASE" --namespace "$NAMESPACE" >/dev/null 2>&1 \
     || die "release '$RELEASE' is not installed in namespace '$NAMESPACE': run 'make deploy' first"
 
-  say "applying $FEED_MANIFEST"
-  kubectl -n "$NAMESPACE" apply -f "$FEED_MANIFEST"
+  if [ -n "${X_BEARER_TOKEN:-}" ]; then
+    # From a file descriptor, so the token never appears in a process list or a log.
+    kubectl -n "$NAMESPACE" create secret generic x-api --from-file=token=<(printf '%s' "$X_BEARER_TOKEN") \
+      --dry-run=client -o yaml | kubectl -n "$NAMESPACE" apply -f - >/dev/null
+    say "applying $FEED_MANIFEST (prices and tweets)"
+    kubectl -n "$NAMESPACE" apply -f "$FEED_MANIFEST"
+  else
+    say "X_BEARER_TOKEN is not set: applying $FEED_MANIFEST with tweets disabled (prices only)"
+    kubectl patch --local -f "$FEED_MANIFEST" --type merge -p '{"spec":{"tweets":{"enabled":false}}}' -o yaml \
+      | kubectl -n "$NAMESPACE" apply -f -
+  fi
   kubectl -n "$NAMESPACE" wait "coinfeed/$FEED" --for=condition=Ready --timeout="${E2E_TIMEOUT}s"
 
   local kind topic kinds=(prices)
