@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Go tools the tests and the kind workflow need, from the Go module proxy only, and cache
 # them by version outside the repository: ~/.cache/coinfeed/bin/<tool>-<version>/<binary>
-# (envtest: ~/.cache/coinfeed/bin/envtest-<kubernetes version>/{kube-apiserver,etcd}).
+# (envtest: ~/.cache/coinfeed/bin/envtest-<kubernetes version>/{kube-apiserver,etcd,kubectl}).
 #
 # Each tool is one tiny Go module under scripts/go/<tool>/ (go.mod + go.sum committed) whose
 # `tool` directive names the main package; `pin` rewrites those modules from versions.env.
@@ -16,7 +16,8 @@ usage() {
   cat <<'EOF'
 usage: scripts/build-go-tools.sh envtest|helm|kube-linter|kind|all|pin
 
-  envtest      kube-apiserver + etcd for the test API server; prints KUBEBUILDER_ASSETS=<dir>.
+  envtest      kube-apiserver + etcd (+ kubectl of the same release) for the test API server;
+               prints KUBEBUILDER_ASSETS=<dir>.
                If $KUBEBUILDER_ASSETS already holds both binaries, that folder is used as is.
   helm         the helm CLI (HELM_VERSION)
   kube-linter  the kube-linter CLI (KUBE_LINTER_VERSION), if the Go module proxy serves it
@@ -122,6 +123,11 @@ build_envtest() {
   if ! up_to_date "$dir/kube-apiserver" kube-apiserver "${stamp[@]}"; then
     check_pin kube-apiserver k8s.io/kubernetes "v$K8S_VERSION"
     go_build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$dir/kube-apiserver" "${stamp[@]}"
+  fi
+  # envtest ships a kubectl of the same release too (the Debian one may be out of version skew).
+  if ! up_to_date "$dir/kubectl" kube-apiserver "${stamp[@]}"; then
+    check_pin kube-apiserver k8s.io/kubernetes "v$K8S_VERSION"
+    go_build kube-apiserver k8s.io/kubernetes/cmd/kubectl "$dir/kubectl" "${stamp[@]}"
   fi
   if ! up_to_date "$dir/etcd" etcd; then
     check_pin etcd go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"

@@ -18,6 +18,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -59,6 +60,8 @@ class BinariesMissingError(APIServerError, FileNotFoundError):
 class Binaries:
     kube_apiserver: Path
     etcd: Path
+    # `make envtest` also builds a kubectl of the same release; other asset folders may lack one.
+    kubectl: Path | None = None
 
 
 def default_assets_dir() -> Path:
@@ -71,13 +74,25 @@ def find_binaries(env: Mapping[str, str] | None = None) -> Binaries:
     assets = env.get("KUBEBUILDER_ASSETS")
     folder = Path(assets) if assets else default_assets_dir()
     source = "KUBEBUILDER_ASSETS" if assets else "the envtest cache"
-    found = Binaries(folder / "kube-apiserver", folder / "etcd")
-    missing = [p.name for p in (found.kube_apiserver, found.etcd) if not os.access(p, os.X_OK)]
+    apiserver, etcd, kubectl = (folder / n for n in ("kube-apiserver", "etcd", "kubectl"))
+    missing = [p.name for p in (apiserver, etcd) if not os.access(p, os.X_OK)]
     if missing:
         raise BinariesMissingError(
             f"{' and '.join(missing)} not found in {folder} ({source}): {MISSING_HINT}"
         )
-    return found
+    return Binaries(apiserver, etcd, kubectl if os.access(kubectl, os.X_OK) else None)
+
+
+def find_kubectl(env: Mapping[str, str] | None = None) -> Path | None:
+    """The kubectl of the API server's release when present, else the one on PATH (or None)."""
+    try:
+        bundled = find_binaries(env).kubectl
+    except BinariesMissingError:
+        bundled = None
+    if bundled is not None:
+        return bundled
+    on_path = shutil.which("kubectl")
+    return Path(on_path) if on_path else None
 
 
 # --- PKI (pure: returns PEM bytes) ------------------------------------------------------------

@@ -8,9 +8,10 @@ Fixtures:
   controller-manager: nothing runs Pods, Deployments never become available unless a test patches
   their status, owner-reference garbage collection does not happen and deleted namespaces stay
   ``Terminating``. Use a fresh namespace per test (``kube_namespace``) instead of cleaning up.
-- ``kubectl`` (session): ``kubectl("get", "ns")`` runs /usr/bin/kubectl with the admin kubeconfig;
-  ``kubectl.using(path)`` gives one bound to another kubeconfig. By hand:
-  ``kubectl --kubeconfig <run dir>/kubeconfigs/admin.yaml get ns``.
+- ``kubectl`` (session): ``kubectl("get", "ns")`` runs kubectl with the admin kubeconfig: the one
+  ``make envtest`` builds for the same release (``$KUBEBUILDER_ASSETS/kubectl``), else the one on
+  PATH (/usr/bin/kubectl is v1.32, outside the supported skew). ``kubectl.using(path)`` gives one
+  bound to another kubeconfig. By hand: ``kubectl --kubeconfig <run dir>/kubeconfigs/admin.yaml``.
 - ``kube_namespace`` (function): a new, uniquely named namespace.
 
 The binaries come from ``$KUBEBUILDER_ASSETS`` or ``make envtest``. When they are missing the
@@ -30,7 +31,12 @@ from pathlib import Path
 
 import pytest
 
-from coinfeed.devcluster.apiserver import BinariesMissingError, KubeAPIServer, find_binaries
+from coinfeed.devcluster.apiserver import (
+    BinariesMissingError,
+    KubeAPIServer,
+    find_binaries,
+    find_kubectl,
+)
 from coinfeed.versions import REPO_ROOT
 
 
@@ -98,10 +104,10 @@ class Kubectl:
 
 @pytest.fixture(scope="session")
 def kubectl(kube_apiserver: KubeAPIServer) -> Kubectl:
-    binary = shutil.which("kubectl")
+    binary = find_kubectl()
     if binary is None:
-        pytest.skip("kubectl not found on PATH (install kubernetes-client / kubectl)")
-    return Kubectl(binary, kube_apiserver.admin_kubeconfig)
+        pytest.skip("no kubectl: run `make envtest` (builds one) or install kubectl")
+    return Kubectl(str(binary), kube_apiserver.admin_kubeconfig)
 
 
 def unique_name(prefix: str) -> str:

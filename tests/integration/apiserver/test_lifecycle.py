@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
 
+from coinfeed import versions
 from coinfeed.devcluster.apiserver import (
     BinariesMissingError,
     KubeAPIServer,
     find_binaries,
 )
+from tests.support.apiserver import Kubectl
 
 
 def _listening(port: int) -> bool:
@@ -48,3 +51,15 @@ def test_start_serves_and_stop_ends_both_processes(
     assert all(p is not None and p.poll() is not None for p in procs)
     assert not any(_listening(p) for p in ports)
     server.stop()  # a second stop is harmless
+
+
+def test_server_and_kubectl_report_the_pinned_release(
+    kube_apiserver: KubeAPIServer, kubectl: Kubectl
+) -> None:
+    # helm checks charts' kubeVersion against this: an unstamped build would say v0.0.0-master.
+    pinned = "v" + versions.get("KUBERNETES_VERSION")
+    reported = json.loads(kubectl("version", "-o", "json").stdout)
+    assert reported["serverVersion"]["gitVersion"] == pinned
+    if find_binaries().kubectl is None:
+        pytest.skip("KUBEBUILDER_ASSETS has no kubectl of its own; PATH's kubectl is used")
+    assert reported["clientVersion"]["gitVersion"] == pinned
