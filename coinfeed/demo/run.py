@@ -8,6 +8,7 @@ recorded in pid files under the run dir, so ``down`` (or the next ``run``) stops
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -145,19 +146,24 @@ def hourly_argv(
         argv += ["--coin", coin]
     argv += [
         "--from",
-        _iso(window.start),
-        "--to",
-        _iso(window.end),
+        _hour(window.start),
+        "--to",  # inclusive: the last complete hour
+        _hour(window.end - sample.HOUR),
         "--lake",
         str(lake),
         "--bootstrap",
         bootstrap,
         "--now",
         _iso(window.end + JOB_DELAY),
+        "--no-gaps",  # exactly the sample's hours
     ]
     if pushgateway:
-        argv += ["--pushgateway", pushgateway]
+        argv += ["--pushgateway", pushgateway.removeprefix("http://")]
     return argv
+
+
+def _hour(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H")
 
 
 def _iso(t: datetime) -> str:
@@ -236,15 +242,24 @@ def run(opts: Options) -> int:
         console.print("interrupted: stopping what the demo started ...")
         down(run_dir)
         return 130
+    except BaseException:
+        down(run_dir)  # an unexpected error must not leave processes behind either
+        raise
 
 
 def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from coinfeed.demo import report
     from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
     from coinfeed.operator.desired import desired_topics
-    from coinfeed.operator.kafka_apply import KafkaTopics
 
     # A previous demo (finished, failed or interrupted) leaves nothing that disturbs this one.
     leftovers = down(run_dir, purge=True)
@@ -261,17 +276,23 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
         f"[bold]coinfeed demo[/]: {', '.join(c.upper() for c in coins)}, {window.hours} complete "
         f"hours {window.start:%Y-%m-%d %H:%M} - {window.end:%Y-%m-%d %H:%M} UTC, replay x{opts.speed:g}"
     )
+    shift = sample.live_shift(window, datetime.now(UTC))
     replays = []
     for f in files:
         dest = run_dir / "replay" / f"{f.coin}-{f.kind}.jsonl"
-        n = sample.shorten(f, window, dest)
+        n = sample.shorten(f, window, dest, shift)
         replays.append((sample.ReplayFile(f.coin, f.kind, dest), n))
+    window = sample.Window(window.start + shift, window.end + shift)
+    console.print(
+        f"replayed as the latest hours: {window.start:%Y-%m-%d %H:%M} - {window.end:%H:%M} UTC "
+        "(event times moved by whole hours; Kafka keeps 24 h by timestamp)"
+    )
 
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<34}"),
         BarColumn(),
-        TextColumn("{task.completed:>7.0f}/{task.total:<7.0f}"),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
     )
@@ -295,16 +316,13 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
         # 2. topics, decided by the operator's own desired-state function
         t = progress.add_task("topics (operator's desired state)", total=len(feeds) * 2)
-        topics = KafkaTopics(bootstrap, timeout_seconds=30)
         try:
             for feed in feeds:
                 desired = desired_topics(feed.manifest)
-                topics.reconcile(desired)
+                create_topics(bootstrap, desired)
                 progress.advance(t, len(desired))
         except Exception as exc:
-            raise DemoError(f"creating the topics failed: {exc}") from exc
-        finally:
-            topics.close()
+            raise DemoError(f"creating the topics failed: {type(exc).__name__}: {exc}") from exc
 
         ports = free_ports(len(replays))
         producers = [
@@ -409,6 +427,28 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
         f"(python -m coinfeed demo down --run-dir {opts.run_dir})."
     )
     return 0
+
+
+def create_topics(bootstrap: str, desired: Sequence[Any]) -> None:
+    """Create the operator's desired topics (name, partitions, RF, config) on a fresh cluster."""
+    from kafka.errors import TopicAlreadyExistsError
+
+    from coinfeed.kafka import make_admin
+
+    admin = make_admin(bootstrap, client_id="coinfeed-demo")
+    try:
+        new = {
+            t.name: {
+                "num_partitions": t.partitions,
+                "replication_factor": t.replication_factor,
+                "configs": dict(t.config),
+            }
+            for t in desired
+        }
+        with contextlib.suppress(TopicAlreadyExistsError):  # a reused cluster: they are there
+            admin.create_topics(new, timeout_ms=30_000, wait_for_metadata=True)
+    finally:
+        admin.close()
 
 
 def free_ports(n: int) -> list[int]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from coinfeed.schemas import format_ts
 from coinfeed.topics import TOPIC_KINDS, TopicKind
 
 HOUR: Final = timedelta(hours=1)
@@ -131,15 +132,41 @@ def complete_hours(spans: Iterable[tuple[datetime, datetime]], limit: int | None
     return Window(start, end)
 
 
-def shorten(f: ReplayFile, window: Window, dest: Path) -> int:
-    """Copy the lines of ``f`` inside ``window`` (and the lines without a valid time, which the
-    producer must see to skip and count) to ``dest``; returns the lines written."""
+def live_shift(window: Window, now: datetime) -> timedelta:
+    """Whole hours that move ``window`` to end at the start of the current hour.
+
+    Kafka deletes records older than the topics' retention (24 h) by their timestamps, and the
+    demo stamps records with their event time, so an old sample is replayed as the latest hours.
+    Whole hours keep every record in the same minute of its hour.
+    """
+    return floor_hour(now.astimezone(UTC)) - window.end
+
+
+def _shifted(kind: str, line: bytes, shift: timedelta) -> bytes:
+    if not shift:
+        return line
+    record = json.loads(line)
+    field = TIME_FIELD[kind]
+    t = datetime.fromisoformat(str(record[field]).replace("Z", "+00:00")).astimezone(UTC)
+    record[field] = format_ts(t + shift)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def shorten(f: ReplayFile, window: Window, dest: Path, shift: timedelta = timedelta(0)) -> int:
+    """Copy the lines of ``f`` inside ``window`` to ``dest``, event times moved by ``shift``.
+
+    Lines without a valid time are copied untouched: the producer must see them to skip and
+    count them. Returns the lines written.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with dest.open("wb") as out:
         for line in _lines(f.path):
             t = event_time(f.kind, line)
-            if t is None or window.start <= t < window.end:
-                out.write(line if line.endswith(b"\n") else line + b"\n")
+            if t is None:
+                out.write(line.rstrip(b"\r\n") + b"\n")
+                n += 1
+            elif window.start <= t < window.end:
+                out.write(_shifted(f.kind, line, shift).rstrip(b"\r\n") + b"\n")
                 n += 1
     return n
