@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -380,6 +381,17 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 # --- the processes ---------------------------------------------------------------------------
 
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux), so no orphan stays."""
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 class KubeAPIServer:
     """etcd + kube-apiserver on free loopback ports; use as a context manager or start()/stop()."""
@@ -425,6 +437,7 @@ class KubeAPIServer:
         try:
             self._wait_ready(timeout)
         except BaseException:
+            self._own_tmp = False  # keep the logs the error points at
             self.stop()
             raise
         return self
@@ -441,6 +454,9 @@ class KubeAPIServer:
                 proc.kill()
                 proc.wait(timeout=10)
         self._apiserver = self._etcd = None
+        if self._own_tmp:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._own_tmp = False
 
     def __enter__(self) -> KubeAPIServer:
         return self.start()
@@ -456,13 +472,15 @@ class KubeAPIServer:
     def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.run_dir / log_name).open("ab")
         try:
-            # A session of their own: a Ctrl-C aimed at the test run does not kill them mid-write.
+            # A session of their own: a Ctrl-C aimed at the test run does not kill them mid-write;
+            # the parent-death signal still ends them if the test run itself is killed.
             return subprocess.Popen(
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
