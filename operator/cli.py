@@ -124,8 +124,11 @@ def main(argv: list[str]) -> int:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="coinfeed.io", key="last-handled-configuration"
         )
-        settings.watching.server_timeout = args.watch_timeout
-        settings.watching.client_timeout = args.watch_timeout + 30
+        # Kubernetes wants whole seconds here.
+        settings.watching.server_timeout = int(args.watch_timeout)
+        settings.watching.client_timeout = int(args.watch_timeout) + 30
+        # A namespaced Role cannot list namespaces or CRDs: watch the named namespaces only.
+        settings.scanning.disabled = not args.all_namespaces
         settings.watching.connect_timeout = 30
         settings.posting.level = logging.INFO
         settings.execution.max_workers = 8

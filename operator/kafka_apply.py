@@ -54,7 +54,8 @@ class KafkaTopics:
             self._admin = make_admin(
                 self.bootstrap,
                 request_timeout_ms=self.timeout_ms,
-                api_version_auto_timeout_ms=self.timeout_ms,
+                bootstrap_timeout_ms=self.timeout_ms,
+                reconnect_backoff_max_ms=2000,
                 client_id="coinfeed-operator",
             )
         return self._admin
