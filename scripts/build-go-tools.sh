@@ -205,15 +205,20 @@ pin() {
   [ "$etcd_named" = "v$ETCD_VERSION" ] \
     || die "Kubernetes v$K8S_VERSION names etcd $etcd_named but versions.env has ETCD_VERSION=$ETCD_VERSION: set ETCD_VERSION=${etcd_named#v}"
   staging="$(sed -n '/^replace (/,/^)/p' "$gomod" | awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}')"
-  local args=(-require="k8s.io/kubernetes@v$K8S_VERSION")
-  # Drop the old replace list first: a release may add or remove staging modules.
-  while read -r mod; do
-    args+=(-dropreplace="$mod")
-  done < <(sed -n 's/^[[:space:]]*\(k8s\.io\/[^ ]*\) => .*/\1/p' "$GO_DIR/kube-apiserver/go.mod")
-  for mod in $staging; do
-    args+=(-replace="$mod=$mod@v0.${K8S_VERSION#1.}")
-  done
-  (cd "$GO_DIR/kube-apiserver" && go mod edit "${args[@]}" && go mod tidy)
+  # The replace block is rewritten as one block (go mod edit would leave one line per module).
+  local gomod_ours="$GO_DIR/kube-apiserver/go.mod" minor="0.${K8S_VERSION#1.}"
+  {
+    awk '/^replace \($/ {skip = 1; next} skip && /^\)$/ {skip = 0; next} !skip && !/^replace /' "$gomod_ours" \
+      | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+    echo
+    echo "replace ("
+    for mod in $staging; do
+      printf '\t%s => %s v%s\n' "$mod" "$mod" "$minor"
+    done
+    echo ")"
+  } >"$SCRATCH/go.mod"
+  mv "$SCRATCH/go.mod" "$gomod_ours"
+  (cd "$GO_DIR/kube-apiserver" && go mod edit -require="k8s.io/kubernetes@v$K8S_VERSION" && go mod tidy)
   (cd "$GO_DIR/etcd" && go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION" && go mod tidy)
   (cd "$GO_DIR/helm" && go mod edit -require="helm.sh/helm/v3@v$HELM_VERSION" && go mod tidy)
   (cd "$GO_DIR/kind" && go mod edit -require="sigs.k8s.io/kind@v$KIND_VERSION" && go mod tidy)
