@@ -148,7 +148,9 @@ def render_png(prepared: pd.DataFrame, correlations: list[Correlation]) -> bytes
         sent_ax.set_ylabel("mean sentiment", color="tab:orange")
         sent_ax.axhline(0, color="tab:orange", linewidth=0.5, linestyle=":")
         ax.tick_params(axis="x", labelrotation=30)
-        vol_ax.bar(part["hour_start"], part["tweet_count"], width=1 / 24, color="tab:gray")
+        vol_ax.bar(
+            part["hour_start"], part["tweet_count"], width=1 / 24, align="edge", color="tab:gray"
+        )
         vol_ax.set_title(f"{coin.upper()}: tweets per hour")
         vol_ax.tick_params(axis="x", labelrotation=30)
     scatter, text_ax = axes[-1][0], axes[-1][1]
