@@ -57,6 +57,10 @@ class BinariesMissingError(APIServerError, FileNotFoundError):
     """kube-apiserver or etcd is not where it should be."""
 
 
+class PortTakenError(APIServerError):
+    """Another process bound one of the free ports picked between picking and binding."""
+
+
 @dataclass(frozen=True)
 class Binaries:
     kube_apiserver: Path
@@ -426,24 +430,45 @@ class KubeAPIServer:
 
     # lifecycle
 
-    def start(self, timeout: float = READY_TIMEOUT_S) -> KubeAPIServer:
+    def start(self, timeout: float = READY_TIMEOUT_S, attempts: int = 3) -> KubeAPIServer:
         binaries = self._binaries or find_binaries()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._write_pki()
-        self._etcd = self._spawn([str(binaries.etcd), *etcd_args(self.layout)], "etcd.log")
-        self._apiserver = self._spawn(
-            [str(binaries.kube_apiserver), *apiserver_args(self.layout)], "kube-apiserver.log"
-        )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self._own_tmp = False  # keep the logs the error points at
-            self.stop()
-            raise
-        return self
+        for attempt in range(1, attempts + 1):
+            self._write_pki()
+            self._etcd = self._spawn([str(binaries.etcd), *etcd_args(self.layout)], "etcd.log")
+            self._apiserver = self._spawn(
+                [str(binaries.kube_apiserver), *apiserver_args(self.layout)], "kube-apiserver.log"
+            )
+            try:
+                self._wait_ready(timeout)
+                return self
+            except PortTakenError:
+                # Ports are picked free and bound a moment later; on a shared machine another
+                # service can win that race. Start over on new ports with fresh etcd data.
+                self._stop_processes()
+                if attempt == attempts:
+                    self._own_tmp = False
+                    raise
+                shutil.rmtree(self.layout.etcd_data_dir, ignore_errors=True)
+                for name in ("etcd", "kube-apiserver"):
+                    log = self.run_dir / f"{name}.log"
+                    if log.exists():
+                        log.replace(self.run_dir / f"{name}.attempt{attempt}.log")
+                self.layout = Layout(self.run_dir, *_free_ports(3))
+            except BaseException:
+                self._own_tmp = False  # keep the logs the error points at
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Terminate kube-apiserver, then etcd, and wait for both (safe to call twice)."""
+        self._stop_processes()
+        if self._own_tmp:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._own_tmp = False
+
+    def _stop_processes(self) -> None:
         for proc in (self._apiserver, self._etcd):
             if proc is None or proc.poll() is not None:
                 continue
@@ -454,9 +479,6 @@ class KubeAPIServer:
                 proc.kill()
                 proc.wait(timeout=10)
         self._apiserver = self._etcd = None
-        if self._own_tmp:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            self._own_tmp = False
 
     def __enter__(self) -> KubeAPIServer:
         return self.start()
@@ -511,9 +533,13 @@ class KubeAPIServer:
             for name, proc in (("etcd", self._etcd), ("kube-apiserver", self._apiserver)):
                 if proc is not None and proc.poll() is not None:
                     log = self.run_dir / f"{name}.log"
-                    raise APIServerError(
+                    last_lines = _tail(log)
+                    error = (
+                        PortTakenError if "address already in use" in last_lines else APIServerError
+                    )
+                    raise error(
                         f"{name} exited with code {proc.returncode} while starting; "
-                        f"last lines of {log}:\n{_tail(log)}"
+                        f"last lines of {log}:\n{last_lines}"
                     )
             try:
                 status, body = self.request("GET", "/readyz")

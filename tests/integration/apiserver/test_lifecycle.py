@@ -63,3 +63,18 @@ def test_server_and_kubectl_report_the_pinned_release(
     if find_binaries().kubectl is None:
         pytest.skip("KUBEBUILDER_ASSETS has no kubectl of its own; PATH's kubectl is used")
     assert reported["clientVersion"]["gitVersion"] == pinned
+
+
+def test_a_port_taken_before_startup_is_survived_on_new_ports(
+    kube_apiserver: KubeAPIServer, tmp_path: Path
+) -> None:
+    server = KubeAPIServer(tmp_path / "run")
+    taken = server.layout.secure_port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with server:
+            assert server.layout.secure_port != taken
+            assert server.request("GET", "/readyz")[0] == 200
+    first_try = (tmp_path / "run" / "kube-apiserver.attempt1.log").read_text()
+    assert "address already in use" in first_try
