@@ -179,6 +179,8 @@ LOCAL_SETTINGS: Final[dict[str, str]] = {
     "log.segment.bytes": "67108864",
     "delete.topic.enable": "true",
     "controlled.shutdown.enable": "true",
+    # A whole-cluster `down` stops the controller too: retry the hand-over quickly, not every 5 s.
+    "controlled.shutdown.retry.backoff.ms": "1000",
 }
 
 

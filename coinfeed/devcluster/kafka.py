@@ -121,7 +121,9 @@ class LocalKafkaCluster:
     """One local cluster, described by a :class:`ClusterSpec`.
 
     ``tie_to_parent`` makes the JVMs die with the process that started them (tests); the CLI
-    leaves it off so the cluster outlives ``coinfeed kafka up``.
+    leaves it off so the cluster outlives ``coinfeed kafka up``. Linux ties a child to the
+    *thread* that forked it, so with ``tie_to_parent`` call ``up``/``start_broker`` from a thread
+    that outlives the cluster (the main thread, as pytest fixtures and tests do).
     """
 
     def __init__(
@@ -204,7 +206,8 @@ class LocalKafkaCluster:
                     self._spawn(java, jars_dir, node)
             self.wait_for_brokers(BROKER_IDS, deadline=started_at + timeout)
         except BaseException:
-            self.down()
+            # A half-started cluster is not worth a long graceful stop.
+            self.down(timeout=15)
             raise
         elapsed = time.monotonic() - started_at
         self.up_seconds = elapsed
