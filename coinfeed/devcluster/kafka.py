@@ -87,7 +87,11 @@ def format_status(status: ClusterStatus) -> str:
     for n in status.nodes:
         state = "alive" if n.alive else "stopped"
         pid = str(n.pid) if n.pid is not None else "-"
-        lines.append(f"  {n.name:<10} port {ports[n.name]:<6} pid {pid:<8} {state:<8} log {n.log}")
+        controller = ports.get(f"{n.name} controller")
+        extra = f" controller {controller}" if controller is not None else ""
+        lines.append(
+            f"  {n.name:<10} port {ports[n.name]:<6} pid {pid:<8} {state:<8} log {n.log}{extra}"
+        )
     if status.metadata_error is not None:
         lines.append(f"  brokers seen via metadata: none ({status.metadata_error})")
     else:

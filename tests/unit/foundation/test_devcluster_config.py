@@ -155,3 +155,8 @@ def test_status_text(tmp_path: Path) -> None:
     assert not ClusterStatus(spec, nodes, [1, 3], None).healthy
     down = format_status(ClusterStatus(spec, nodes, [], "no broker is running"))
     assert "brokers seen via metadata: none (no broker is running)" in down
+    kraft = _spec(tmp_path, "kraft")
+    kraft_nodes = [NodeStatus(n, None, False, kraft.log_path(n)) for n in kraft.node_names()]
+    kraft_text = format_status(ClusterStatus(kraft, kraft_nodes, [], "no broker is running"))
+    assert "Kafka cluster (kraft)" in kraft_text and "zookeeper" not in kraft_text
+    assert "broker-3.log controller 9194" in kraft_text
