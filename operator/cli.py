@@ -96,12 +96,14 @@ def main(argv: list[str]) -> int:
 
     from coinfeed import logs
     from coinfeed.metrics import HealthServer, new_registry
-    from coinfeed.operator.handlers import FINALIZER, Context, register
+    from coinfeed.operator.handlers import FINALIZER, Context, DriftLoop, register
     from coinfeed.operator.kafka_apply import KafkaTopics
     from coinfeed.operator.kube_apply import Kube
     from coinfeed.operator.opmetrics import OperatorMetrics
 
     logs.configure(args.log_level, json_logs=not args.plain_logs)
+    # kopf logs every handler run at INFO with its whole settings object attached.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     metrics_registry = new_registry()
     metrics = OperatorMetrics(metrics_registry)
     ready = threading.Event()
@@ -138,6 +140,7 @@ def main(argv: list[str]) -> int:
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     log.info("operator starting", extra={"namespaces": namespaces or ["*"]})
+    drift = DriftLoop(ctx, namespaces or None).start()
     try:
         kopf.run(
             registry=registry,
@@ -148,6 +151,7 @@ def main(argv: list[str]) -> int:
             ready_flag=ready,  # kopf raises it once it is watching
         )
     finally:
+        drift.stop()
         kafka.close()
         health.stop()
     return 0

@@ -1,15 +1,20 @@
 """Thin kopf handlers: each calls the reconcile (decide + do) and reports through status,
-Events and metrics. Registered on an explicit registry so settings (timer interval, delete
-timeout) come from the command line rather than import time.
+Events and metrics. Registered on an explicit registry so settings come from the command line.
+
+Drift is checked by :class:`DriftLoop`, a plain thread, not a kopf timer: kopf puts a finalizer on
+every object a timer serves, and a finalizer on every CoinFeed would leave namespaces stuck
+whenever the operator is gone. The only finalizer is the one of ``deletionPolicy: Delete``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import kopf
 
@@ -18,7 +23,7 @@ from coinfeed.operator.desired import FEED_LABEL, MANAGED_BY, desired_topics
 from coinfeed.operator.kafka_apply import KafkaTopics, KafkaUnavailableError
 from coinfeed.operator.kube_apply import GROUP, PLURAL, VERSION, Kube
 from coinfeed.operator.opmetrics import OperatorMetrics
-from coinfeed.operator.reconcile import Outcome, reconcile_feed, status_from_children
+from coinfeed.operator.reconcile import reconcile_feed, status_from_children
 from coinfeed.operator.settings import OperatorSettings
 from coinfeed.operator.spec import SpecError, parse_spec
 
@@ -33,19 +38,13 @@ class Context:
     kube: Kube
     metrics: OperatorMetrics
     delete_timeout_seconds: float = 120.0
+    locks: defaultdict[str, threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock)
+    )
 
-
-def _post(body: Mapping[str, Any], outcome: Outcome) -> None:
-    for ev in outcome.events:
-        if ev.type == "Warning":
-            kopf.warn(_as_body(body), reason=ev.reason, message=ev.message[:1000])
-        else:
-            kopf.info(_as_body(body), reason=ev.reason, message=ev.message[:1000])
-
-
-def _as_body(obj: Mapping[str, Any]) -> kopf.Body:
-    # kopf's event poster only reads apiVersion, kind and metadata from the object.
-    return cast(kopf.Body, obj)
+    def lock(self, namespace: str, name: str) -> threading.Lock:
+        # One reconcile per feed at a time (kopf handlers and the drift loop run in threads).
+        return self.locks[f"{namespace}/{name}"]
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
@@ -55,37 +54,123 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
     )
 
 
-def _run(ctx: Context, body: Mapping[str, Any], patch: kopf.Patch) -> None:
+def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Reconcile one CoinFeed; returns the status fields that changed (empty: nothing to write)."""
     meta = body["metadata"]
-    started = time.perf_counter()
-    outcome = reconcile_feed(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        uid=meta["uid"],
-        generation=int(meta.get("generation", 0)),
-        spec=body.get("spec") or {},
-        old_status=body.get("status") or {},
-        settings=ctx.settings,
-        kafka=ctx.kafka,
-        kube=ctx.kube,
-    )
-    old = body.get("status") or {}
-    for key, value in outcome.status.items():
-        if old.get(key) != value:  # an unchanged status is not rewritten
-            patch.status[key] = value
-    _post(body, outcome)
-    ctx.metrics.observe(
-        f"{meta['namespace']}/{meta['name']}",
-        outcome.result,
-        outcome.error_reason,
-        time.perf_counter() - started,
-        _is_ready(outcome.status),
-    )
+    with ctx.lock(meta["namespace"], meta["name"]):
+        started = time.perf_counter()
+        old = dict(body.get("status") or {})
+        outcome = reconcile_feed(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation", 0)),
+            spec=body.get("spec") or {},
+            old_status=old,
+            settings=ctx.settings,
+            kafka=ctx.kafka,
+            kube=ctx.kube,
+        )
+        for ev in outcome.events:
+            ctx.kube.post_event(body, ev.type, ev.reason, ev.message)
+        ctx.metrics.observe(
+            f"{meta['namespace']}/{meta['name']}",
+            outcome.result,
+            outcome.error_reason,
+            time.perf_counter() - started,
+            _is_ready(outcome.status),
+        )
+        return {k: v for k, v in outcome.status.items() if old.get(k) != v}
+
+
+def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
+    """A producer's availability changed: recompute ProducersReady and Ready of its feed."""
+    with ctx.lock(namespace, feed_name):
+        feed = ctx.kube.get_feed(namespace, feed_name)
+        if feed is None or feed.get("metadata", {}).get("deletionTimestamp"):
+            return
+        old = feed.get("status") or {}
+        if not old.get("conditions"):
+            return  # the feed's own reconcile has not run yet; it computes everything
+        try:
+            spec = parse_spec(feed.get("spec") or {})
+        except SpecError:
+            return
+        status = status_from_children(
+            spec,
+            feed_name,
+            namespace,
+            ctx.kube,
+            None,
+            int(old.get("observedGeneration", 0)),
+            old["conditions"],
+        )
+        if status["conditions"] == old["conditions"]:
+            return
+        ctx.kube.patch_feed_status(namespace, feed_name, {"conditions": status["conditions"]})
+        ctx.metrics.set_ready(f"{namespace}/{feed_name}", _is_ready(status))
+        for c in cond.transitions(old["conditions"], status["conditions"]):
+            if c["type"] == cond.READY and c["status"] == "True":
+                ctx.kube.post_event(feed, "Normal", "Ready", "feed is ready")
+            elif c["status"] != "True":
+                ctx.kube.post_event(feed, "Warning", c["reason"], f"{c['type']}: {c['message']}")
+
+
+class DriftLoop:
+    """Every ``interval`` seconds, reconcile every CoinFeed in the watched namespaces."""
+
+    def __init__(self, ctx: Context, namespaces: Sequence[str] | None) -> None:
+        self.ctx = ctx
+        self.namespaces: Sequence[str | None] = list(namespaces) if namespaces else [None]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drift", daemon=True)
+
+    def start(self) -> DriftLoop:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self) -> None:
+        for ns in self.namespaces:
+            try:
+                feeds = self.ctx.kube.list_feeds(ns)
+            except Exception:
+                log.warning(
+                    "drift check: listing CoinFeeds in %s failed",
+                    ns or "all namespaces",
+                    exc_info=True,
+                )
+                continue
+            for feed in feeds:
+                if self._stop.is_set():
+                    return
+                meta = feed["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    changed = reconcile_body(self.ctx, feed)
+                    if changed:
+                        self.ctx.kube.patch_feed_status(meta["namespace"], meta["name"], changed)
+                except Exception:
+                    log.warning(
+                        "drift check of %s/%s failed",
+                        meta["namespace"],
+                        meta["name"],
+                        exc_info=True,
+                    )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.settings.drift_interval_seconds):
+            self.run_once()
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        _run(ctx, body, patch)
+        for key, value in reconcile_body(ctx, body).items():
+            patch.status[key] = value
 
     kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
     kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
@@ -93,38 +178,28 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         reconcile
     )
 
-    def drift(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        if body.get("metadata", {}).get("deletionTimestamp"):
-            return
-        _run(ctx, body, patch)
-
-    kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        id="drift",
-        interval=ctx.settings.drift_interval_seconds,
-        initial_delay=ctx.settings.drift_interval_seconds,
-    )(drift)
-
     def delete_topics(body: kopf.Body, **_: Any) -> None:
         try:
             names = [t.name for t in desired_topics(body.get("spec") or {})]
         except SpecError as exc:
-            kopf.warn(body, reason="TopicsKept", message=f"spec unreadable, topics kept: {exc}")
+            ctx.kube.post_event(
+                body, "Warning", "TopicsKept", f"spec unreadable, topics kept: {exc}"
+            )
             return
         try:
             deleted = ctx.kafka.delete(names)
         except KafkaUnavailableError as exc:
             # Retried until the handler's timeout; then kopf gives up and releases the finalizer,
             # so the CoinFeed (and its namespace) never stays stuck behind a dead Kafka.
+            ctx.kube.post_event(body, "Warning", "TopicDeletionPending", str(exc))
             raise kopf.TemporaryError(f"cannot delete topics yet: {exc}", delay=5) from exc
-        kopf.info(
+        ctx.kube.post_event(
             body,
-            reason="TopicsDeleted",
-            message=f"deleted topics {', '.join(deleted) or '(none existed)'}",
+            "Normal",
+            "TopicsDeleted",
+            f"deleted topics {', '.join(deleted) or '(none existed)'}",
         )
+        ctx.metrics.forget(f"{body['metadata']['namespace']}/{body['metadata']['name']}")
 
     def _wants_delete(spec: kopf.Spec, **_: Any) -> bool:
         return spec.get("deletionPolicy") == "Delete"
@@ -139,49 +214,16 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         timeout=ctx.delete_timeout_seconds,
     )(delete_topics)
 
-    def forget(name: str, namespace: str, **_: Any) -> None:
-        ctx.metrics.forget(f"{namespace}/{name}")
+    def feed_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
+        if event.get("type") == "DELETED" and name and namespace:
+            ctx.metrics.forget(f"{namespace}/{name}")
 
-    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="forget")(
-        lambda event, name, namespace, **kw: (
-            forget(name, namespace) if event.get("type") == "DELETED" else None
-        )
-    )
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="forget")(feed_event)
 
     def deployment_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        """A producer's availability changed: refresh ProducersReady and Ready of its feed."""
         feed_name = (body.get("metadata", {}).get("labels") or {}).get(FEED_LABEL)
-        if not feed_name or not namespace:
-            return
-        feed = ctx.kube.get_feed(namespace, feed_name)
-        if feed is None or feed.get("metadata", {}).get("deletionTimestamp"):
-            return
-        old = feed.get("status") or {}
-        if not old.get("conditions"):
-            return  # the feed's own reconcile has not run yet; it will compute everything
-        try:
-            spec = parse_spec(feed.get("spec") or {})
-        except SpecError:
-            return
-        status = status_from_children(
-            spec,
-            feed_name,
-            namespace,
-            ctx.kube,
-            None,
-            int(old.get("observedGeneration", 0)),
-            old["conditions"],
-        )
-        if status["conditions"] != old["conditions"]:
-            ctx.kube.patch_feed_status(namespace, feed_name, {"conditions": status["conditions"]})
-            ctx.metrics.set_ready(f"{namespace}/{feed_name}", _is_ready(status))
-            for c in cond.transitions(old["conditions"], status["conditions"]):
-                if c["type"] == cond.READY and c["status"] == "True":
-                    kopf.info(_as_body(feed), reason="Ready", message="feed is ready")
-                elif c["status"] != "True":
-                    kopf.warn(
-                        _as_body(feed), reason=c["reason"], message=f"{c['type']}: {c['message']}"
-                    )
+        if feed_name and namespace:
+            refresh_producers(ctx, namespace, feed_name)
 
     kopf.on.event(
         "apps",

@@ -110,7 +110,12 @@ class Kube:
             for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
                 if key in actual.get("spec", {}):
                     body["spec"][key] = actual["spec"][key]
-        replace(meta["name"], meta["namespace"], body, _preload_content=False)
+        try:
+            replace(meta["name"], meta["namespace"], body, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 409:  # changed meanwhile: the next round compares again
+                return "unchanged", []
+            raise
         return "updated", drift
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
@@ -150,6 +155,30 @@ class Kube:
                 return None
             raise
 
+    def post_event(self, feed: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Best effort: a lost Event must never fail a reconcile."""
+        from coinfeed.operator.conditions import now_iso
+
+        try:
+            body = event_body(feed, type_, reason, message, now_iso())
+            self.core.create_namespaced_event(
+                feed["metadata"]["namespace"], body, _preload_content=False
+            )
+        except Exception:
+            log.warning("could not post event %s: %s", reason, message, exc_info=True)
+
+    def list_feeds(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            resp = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, PLURAL, _preload_content=False
+            )
+        else:
+            resp = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _preload_content=False
+            )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
     def patch_feed_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP,
@@ -161,3 +190,30 @@ class Kube:
             _content_type="application/merge-patch+json",
             _preload_content=False,
         )
+
+
+def event_body(
+    feed: Mapping[str, Any], type_: str, reason: str, message: str, now: str
+) -> dict[str, Any]:
+    """A core/v1 Event about ``feed`` (pure)."""
+    meta = feed["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CoinFeed",
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid", ""),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "coinfeed-operator"},
+        "reportingComponent": "coinfeed-operator",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
