@@ -140,8 +140,10 @@ def run(settings: Settings, stop: threading.Event) -> int:
             "metrics_port": health.port,
         },
     )
-    ready = metrics.ready.labels(s.coin, s.kind)
-    ready.set(0)
+    # Evaluated at scrape time, so the gauge and /readyz always agree.
+    metrics.ready.labels(s.coin, s.kind).set_function(
+        lambda: 0.0 if health.failing_checks() else 1.0
+    )
     try:
         producer = connect_kafka(s, stop)
         if producer is None:
@@ -153,6 +155,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
             s.kind,
             s.max_buffered,
             kafka_timestamp=s.kafka_timestamp,  # type: ignore[arg-type]
+            stall_seconds=s.kafka_stall_seconds,
         )
         _start_shutdown_watchdog(stop, sink, s.shutdown_timeout)
         if s.kind == "tweets" and s.source == "x-api":
@@ -167,7 +170,6 @@ def run(settings: Settings, stop: threading.Event) -> int:
             for record in batch.records:
                 sink.send(record)
             sink.retry_failed()
-            ready.set(1 if (sink.healthy and source.ready()) else 0)
             if source.done:
                 break
             stop.wait(source.next_wait())

@@ -32,6 +32,7 @@ class Settings:
     max_buffered: int
     shutdown_timeout: float
     max_block_ms: int
+    kafka_stall_seconds: float
     # replay
     replay_file: Path | None = None
     replay_speed: float = 1.0
@@ -116,6 +117,12 @@ def _common(p: argparse.ArgumentParser, env: Mapping[str, str], kind: TopicKind)
         type=int,
         default=60_000,
         help="how long one Kafka send may block on a full buffer or missing metadata",
+    )
+    g.add_argument(
+        "--kafka-stall-seconds",
+        type=float,
+        default=15.0,
+        help="not ready once records wait this long for Kafka's acknowledgement",
     )
     r = p.add_argument_group("replay")
     r.add_argument(
@@ -254,6 +261,7 @@ def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Settings:
         max_buffered=args.max_buffered,
         shutdown_timeout=args.shutdown_timeout,
         max_block_ms=args.max_block_ms,
+        kafka_stall_seconds=args.kafka_stall_seconds,
         replay_file=Path(args.replay_file) if args.replay_file else None,
         replay_speed=args.replay_speed,
         rebase=args.rebase,

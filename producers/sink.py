@@ -59,6 +59,7 @@ class KafkaSink:
         max_buffered: int = 10_000,
         policy: RetryPolicy | None = None,
         kafka_timestamp: KafkaTimestamp = "send",
+        stall_seconds: float = 15.0,
     ) -> None:
         self.producer = producer
         self.metrics = metrics
@@ -74,7 +75,9 @@ class KafkaSink:
         self.acked = 0
         self.dropped = 0
         self.in_flight = 0
-        self.healthy = True
+        self._ok = True
+        self._last_progress = time.monotonic()
+        self.stall_seconds = stall_seconds
         self._newest = 0.0
         # Labelled children looked up once: label lookup per record costs more than the increment.
         self._acked_counter = metrics.records.labels(coin, kind, metrics.source)
@@ -89,7 +92,8 @@ class KafkaSink:
         with self._lock:
             self.acked += 1
             self.in_flight -= 1
-            self.healthy = True
+            self._ok = True
+            self._last_progress = time.monotonic()
             if t > self._newest:
                 self._newest = t
                 self._newest_gauge.set(t)
@@ -98,7 +102,7 @@ class KafkaSink:
         self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
         with self._lock:
             self.in_flight -= 1
-            self.healthy = False
+            self._ok = False
             if len(self._failed) < self.max_buffered:
                 self._failed.append(record)
                 return
@@ -138,7 +142,7 @@ class KafkaSink:
                 # Buffer full or no metadata: Kafka is not taking records. Block here so the
                 # source is not read further, and retry.
                 self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
-                self.healthy = False
+                self._ok = False
                 if self.abandon.is_set():
                     self._drop(record, "shutdown", exc)
                     return
@@ -154,9 +158,21 @@ class KafkaSink:
                 self._drop(record, "rejected", exc)
                 return
         with self._lock:
+            if self.in_flight == 0:
+                self._last_progress = time.monotonic()
             self.in_flight += 1
         future.add_callback(self._on_ack, record, started)
         future.add_errback(self._on_error, record)
+
+    @property
+    def healthy(self) -> bool:
+        """False after a failed send, or while records wait unacknowledged for ``stall_seconds``
+        (Kafka unreachable mid-run shows as not ready long before the delivery timeout)."""
+        with self._lock:
+            stalled = (
+                self.in_flight > 0 and time.monotonic() - self._last_progress > self.stall_seconds
+            )
+            return self._ok and not stalled
 
     def retry_failed(self) -> int:
         """Re-send records whose delivery failed; returns how many were re-sent."""
