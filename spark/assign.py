@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
 from coinfeed.spark.hours import DEFAULT_GRACE, HOUR
 from coinfeed.spark.parse import EVENT_TIME, Parsed
@@ -71,26 +71,32 @@ def quarantined(
     event_hour = F.date_trunc("hour", F.col(EVENT_TIME[kind]))
     deadline = event_hour + F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
     stamp = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
-    reason = (
-        F.when(
-            k >= deadline,
-            F.format_string(
-                "late: event time %s arrived at %s, after its hour closed (grace %s min)",
-                F.date_format(F.col(EVENT_TIME[kind]), stamp),
-                F.date_format(k, stamp),
-                F.lit(int(grace.total_seconds() // 60)),
-            ),
-        ).when(
-            k < event_hour,
-            F.format_string(
-                "early: event time %s is in a later hour than its Kafka timestamp %s",
-                F.date_format(F.col(EVENT_TIME[kind]), stamp),
-                F.date_format(k, stamp),
-            ),
-        )
+    reason = F.when(
+        k >= deadline,
+        F.format_string(
+            "late: event time %s arrived at %s, after its hour closed (grace %s min)",
+            F.date_format(F.col(EVENT_TIME[kind]), stamp),
+            F.date_format(k, stamp),
+            F.lit(int(grace.total_seconds() // 60)),
+        ),
+    ).when(
+        k < event_hour,
+        F.format_string(
+            "early: event time %s is in a later hour than its Kafka timestamp %s",
+            F.date_format(F.col(EVENT_TIME[kind]), stamp),
+            F.date_format(k, stamp),
+        ),
     )
     misplaced = parsed.records.withColumn("reason", reason).where(F.col("reason").isNotNull())
-    cols = ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "key", "value", "reason"]
+    cols = [
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "key",
+        "value",
+        "reason",
+    ]
     both = misplaced.select(*cols).unionByName(parsed.rejected.select(*cols))
     coin = F.split(F.col("kafka_topic"), r"\.").getItem(1)
     out = with_hour(both, k).where(_in_hours(F.col("hour_start"), hours))

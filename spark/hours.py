@@ -52,7 +52,9 @@ def parse_instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise HourRangeError(f"invalid time {text!r}: expected ISO-8601, e.g. 2024-01-02T03:05Z") from None
+        raise HourRangeError(
+            f"invalid time {text!r}: expected ISO-8601, e.g. 2024-01-02T03:05Z"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -108,7 +110,9 @@ def plan_hours(
     requested: Sequence[datetime], gaps: Iterable[datetime], now: datetime, grace: timedelta
 ) -> tuple[list[datetime], list[datetime]]:
     """(hours to process oldest first, requested hours skipped because they are not closed)."""
-    todo = sorted({floor_hour(h) for h in [*requested, *gaps] if is_closed(floor_hour(h), now, grace)})
+    todo = sorted(
+        {floor_hour(h) for h in [*requested, *gaps] if is_closed(floor_hour(h), now, grace)}
+    )
     skipped = sorted({floor_hour(h) for h in requested if not is_closed(floor_hour(h), now, grace)})
     return todo, skipped
 

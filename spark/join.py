@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
 from coinfeed.spark.prices import PRICE_COLUMNS
 from coinfeed.spark.tweets import TWEET_COLUMNS
@@ -11,7 +11,13 @@ from coinfeed.spark.tweets import TWEET_COLUMNS
 HOURLY_COLUMNS = ("coin", "date", "hour", "hour_start", *PRICE_COLUMNS, *TWEET_COLUMNS)
 
 # An hour nobody tweeted in has zero tweets and engagement, but no sentiment (undefined, not 0).
-_ZERO_WHEN_MISSING = ("tick_count", "tweet_count", "unique_authors", "likes_total", "retweets_total")
+_ZERO_WHEN_MISSING = (
+    "tick_count",
+    "tweet_count",
+    "unique_authors",
+    "likes_total",
+    "retweets_total",
+)
 
 
 def hourly_stats(prices: DataFrame, tweets: DataFrame) -> DataFrame:

@@ -9,16 +9,17 @@ lower-case coin) and only then parsed with the ``StructType`` derived from the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+from pyspark.sql.pandas.functions import pandas_udf
 from pyspark.sql.types import StringType, StructField, StructType
 
 from coinfeed.schemas import RECORD_MODELS, RecordError, decode_record
 from coinfeed.spark.schema import record_struct
-from coinfeed.topics import TopicKind, parse_topic
+from coinfeed.topics import TOPIC_KINDS, TopicKind, parse_topic
 
 # Kafka source columns the job keeps for lineage (and for the quarantine).
 KAFKA_COLUMNS = ("topic", "partition", "offset", "timestamp")
@@ -39,22 +40,21 @@ def check_record(kind: TopicKind, topic: str, value: bytes | None) -> tuple[str 
     except RecordError as exc:
         return None, str(exc)
     topic_coin = parse_topic(topic)[0]
-    coin = getattr(record, "coin")
+    coin = vars(record)["coin"]
     if coin != topic_coin:
         return None, f"{model.__name__}.coin: {coin!r} does not match topic {topic!r}"
     return record.to_json().decode("utf-8"), None
 
 
-def _checker(kind: TopicKind):  # type: ignore[no-untyped-def]
-    @pandas_udf(_CHECK_TYPE)  # type: ignore[call-overload]
-    def check(values: pd.Series, topics: pd.Series) -> pd.DataFrame:
+def _checker(kind: TopicKind) -> Any:
+    def check_batch(values: pd.Series, topics: pd.Series) -> pd.DataFrame:
         out = [check_record(kind, t, v) for v, t in zip(values, topics, strict=True)]
         return pd.DataFrame(out, columns=["canonical", "reason"])
 
-    return check
+    return pandas_udf(check_batch, _CHECK_TYPE)  # type: ignore[call-overload]
 
 
-_CHECKERS = {kind: _checker(kind) for kind in RECORD_MODELS}  # type: ignore[index]
+_CHECKERS = {kind: _checker(kind) for kind in TOPIC_KINDS}
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,13 @@ class Parsed:
     rejected: DataFrame
 
 
-def parse_records(raw: DataFrame, kind: TopicKind) -> Parsed:
-    """Split raw Kafka rows (``value`` binary + :data:`KAFKA_COLUMNS`) into records and rejects."""
-    checked = raw.withColumn("_check", _CHECKERS[kind](F.col("value"), F.col("topic")))
+def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
+    """Raw Kafka rows + ``_check`` (canonical JSON or reason). Persist this one: it runs the UDF."""
+    return raw.withColumn("_check", _CHECKERS[kind](F.col("value"), F.col("topic")))
+
+
+def split(checked: DataFrame, kind: TopicKind) -> Parsed:
+    """Typed records (+ Kafka lineage, ``key``/``value``) and rejected rows (+ ``reason``)."""
     lineage = [F.col(c).alias(f"kafka_{c}") for c in KAFKA_COLUMNS]
     parsed = F.from_json(
         F.col("_check.canonical"),
@@ -82,6 +86,11 @@ def parse_records(raw: DataFrame, kind: TopicKind) -> Parsed:
         *lineage, F.col("key"), F.col("value"), F.col("_check.reason").alias("reason")
     )
     return Parsed(records, rejected)
+
+
+def parse_records(raw: DataFrame, kind: TopicKind) -> Parsed:
+    """Split raw Kafka rows (``key``, ``value`` + :data:`KAFKA_COLUMNS`) into records and rejects."""
+    return split(check(raw, kind), kind)
 
 
 def event_time(kind: TopicKind) -> Column:

@@ -8,7 +8,7 @@ results however Spark split the input (a plain ``sum`` merges partial sums in ar
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
 PRICE_COLUMNS = (
     "open",

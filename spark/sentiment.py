@@ -10,8 +10,9 @@ from typing import Final
 
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+from pyspark.sql.pandas.functions import pandas_udf
+from pyspark.sql.types import DoubleType
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 # VADER's documented thresholds on the compound score.
@@ -31,10 +32,12 @@ def analyzer() -> SentimentIntensityAnalyzer:
 def compound_scores(texts: pd.Series) -> pd.Series:
     """VADER compound score (-1..1, rounded to 4 decimals by VADER) of each text."""
     score = analyzer().polarity_scores
-    return pd.Series([float(score(t)["compound"]) for t in texts], index=texts.index, dtype="float64")
+    return pd.Series(
+        [float(score(t)["compound"]) for t in texts], index=texts.index, dtype="float64"
+    )
 
 
-compound_udf = pandas_udf(compound_scores, "double")  # type: ignore[call-overload]
+compound_udf = pandas_udf(compound_scores, DoubleType())  # type: ignore[call-overload]
 
 
 def with_sentiment(tweets: DataFrame) -> DataFrame:

@@ -39,12 +39,24 @@ def tick(hh: int, mm: int, price: float, source: str = "binance", ss: int = 0) -
 
 
 def tweet(
-    tid: str, hh: int, mm: int, text: str, author: str = "1", likes: int = 0, rts: int = 0,
+    tid: str,
+    hh: int,
+    mm: int,
+    text: str,
+    author: str = "1",
+    likes: int = 0,
+    rts: int = 0,
     tags: list[str] | None = None,
 ) -> Tweet:
     return Tweet(
-        coin="btc", id=tid, created_at=t(hh, mm), text=text, author_id=author,
-        like_count=likes, retweet_count=rts, hashtags=tags or [],
+        coin="btc",
+        id=tid,
+        created_at=t(hh, mm),
+        text=text,
+        author_id=author,
+        like_count=likes,
+        retweet_count=rts,
+        hashtags=tags or [],
     )
 
 
@@ -52,7 +64,5 @@ def kafka_rows(
     spark: SparkSession, topic: str, values: list[tuple[bytes | None, datetime]], partition: int = 0
 ) -> DataFrame:
     """Raw rows as the Kafka source returns them: one per (value, Kafka timestamp)."""
-    data: list[Any] = [
-        (None, v, topic, partition, i, ts) for i, (v, ts) in enumerate(values)
-    ]
+    data: list[Any] = [(None, v, topic, partition, i, ts) for i, (v, ts) in enumerate(values)]
     return spark.createDataFrame(data, KAFKA_ROW)

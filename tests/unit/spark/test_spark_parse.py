@@ -16,15 +16,25 @@ TWEETS = "coinfeed.btc.tweets"
 
 def test_check_record_accepts_valid_and_returns_canonical_json() -> None:
     raw = json.dumps(
-        {"coin": "BTC", "source": "binance", "pair": "BTC/USDT",
-         "ts": "2024-01-01T00:00:00+00:00", "price": 42000}
+        {
+            "coin": "BTC",
+            "source": "binance",
+            "pair": "BTC/USDT",
+            "ts": "2024-01-01T00:00:00+00:00",
+            "price": 42000,
+        }
     ).encode()
     canonical, reason = check_record("prices", PRICES, raw)
     assert reason is None
     assert canonical is not None
     assert json.loads(canonical) == {
-        "schema_version": 1, "coin": "btc", "source": "binance", "pair": "BTC/USDT",
-        "ts": "2024-01-01T00:00:00.000Z", "price": 42000.0, "volume": None,
+        "schema_version": 1,
+        "coin": "btc",
+        "source": "binance",
+        "pair": "BTC/USDT",
+        "ts": "2024-01-01T00:00:00.000Z",
+        "price": 42000.0,
+        "volume": None,
     }
 
 
@@ -52,16 +62,26 @@ def test_check_record_reasons_name_the_problem() -> None:
 def test_parse_records_splits_typed_records_and_rejects(spark: SparkSession) -> None:
     good = tick(0, 1, 100.5)
     raw = kafka_rows(
-        spark, PRICES,
+        spark,
+        PRICES,
         [(good.to_json(), t(0, 1)), (b"{oops", t(0, 2)), (b"\xff", t(0, 3))],
     )
     parsed = parse_records(raw, "prices")
     rows = parsed.records.drop("key", "value").collect()
     assert [r.asDict() for r in rows] == [
-        {"schema_version": 1, "coin": "btc", "source": "binance", "pair": "BTC/USDT",
-         "ts": datetime(2024, 1, 1, 0, 1), "price": 100.5, "volume": None,
-         "kafka_topic": PRICES, "kafka_partition": 0, "kafka_offset": 0,
-         "kafka_timestamp": datetime(2024, 1, 1, 0, 1)}
+        {
+            "schema_version": 1,
+            "coin": "btc",
+            "source": "binance",
+            "pair": "BTC/USDT",
+            "ts": datetime(2024, 1, 1, 0, 1),
+            "price": 100.5,
+            "volume": None,
+            "kafka_topic": PRICES,
+            "kafka_partition": 0,
+            "kafka_offset": 0,
+            "kafka_timestamp": datetime(2024, 1, 1, 0, 1),
+        }
     ]
     rejected = parsed.rejected.select("kafka_offset", "value", "reason").collect()
     assert [(r.kafka_offset, bytes(r.value)) for r in rejected] == [(1, b"{oops"), (2, b"\xff")]
@@ -76,7 +96,10 @@ def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
         (tick(0, 10, 1.0).to_json(), t(0, 10)),  # on time, hour 0
         (tick(0, 59, 2.0).to_json(), t(1, 3)),  # late but within the 5 min grace: hour 0
         (tick(0, 50, 3.0).to_json(), t(1, 20)),  # too late: quarantined in arrival hour 1
-        (tick(1, 30, 4.0).to_json(), t(0, 58)),  # stamped an hour ahead of arrival: hour 0 quarantine
+        (
+            tick(1, 30, 4.0).to_json(),
+            t(0, 58),
+        ),  # stamped an hour ahead of arrival: hour 0 quarantine
         (tick(1, 5, 5.0).to_json(), t(1, 5)),  # on time, hour 1
         (b"[]", t(1, 6)),  # invalid, hour 1
         (tick(2, 0, 6.0).to_json(), t(2, 0)),  # hour 2 is not being processed
@@ -91,10 +114,14 @@ def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
             "price double, date string, hour int",
         ),
     )
-    q = quarantined(parsed, "prices", hours).select("coin", "kind", "hour", "kafka_offset", "reason")
+    q = quarantined(parsed, "prices", hours).select(
+        "coin", "kind", "hour", "kafka_offset", "reason"
+    )
     got = sorted((r.hour, r.kafka_offset, r.coin, r.kind, r.reason) for r in q.collect())
     assert [(h, o, c, k) for h, o, c, k, _ in got] == [
-        (0, 3, "btc", "prices"), (1, 2, "btc", "prices"), (1, 5, "btc", "prices")
+        (0, 3, "btc", "prices"),
+        (1, 2, "btc", "prices"),
+        (1, 5, "btc", "prices"),
     ]
     assert got[0][4] == (
         "early: event time 2024-01-01T01:30:00.000Z is in a later hour than its Kafka timestamp "

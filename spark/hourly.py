@@ -1,0 +1,341 @@
+"""The hourly job: Kafka -> deduplicated lake + one row per coin and hour (I/O lives only here).
+
+Run as ``coinfeed hourly``, ``python -m coinfeed.spark.hourly`` or ``spark-submit spark/hourly.py``.
+Every decision is made by the pure modules next to this one: which hours (``hours``), parsing
+and quarantine (``parse``, ``assign``), duplicates (``dedup``), sentiment, aggregates and join.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+if __name__ == "__main__" and not __package__:
+    # spark-submit runs this file as a script: import the package, not this folder's modules.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    if os.path.isdir(os.path.join(os.path.dirname(_here), "coinfeed")):
+        sys.path.insert(0, os.path.dirname(_here))
+
+from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
+from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
+
+log = logging.getLogger("coinfeed.spark.hourly")
+
+LAKE_ENV = "COINFEED_LAKE"
+PUSHGATEWAY_ENV = "COINFEED_PUSHGATEWAY"
+
+
+def _coins(values: Sequence[str]) -> list[str]:
+    coins: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                coin = normalize_coin(part)
+                if coin not in coins:
+                    coins.append(coin)
+    return coins
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coinfeed hourly",
+        description=(
+            "Read closed hours of coinfeed.<coin>.prices/tweets from Kafka by timestamp, "
+            "quarantine bad records, deduplicate, score sentiment (VADER), aggregate per coin and "
+            "hour and overwrite exactly those hour partitions of raw/prices, raw/tweets, hourly "
+            "and quarantine in the lake. Without --from/--to it also backfills closed hours "
+            "inside Kafka's retention that have no hourly partition yet, oldest first."
+        ),
+    )
+    p.add_argument(
+        "--coin",
+        action="append",
+        required=True,
+        help="coin symbol; repeat or comma-separate (btc,eth)",
+    )
+    p.add_argument(
+        "--lookback-hours",
+        type=int,
+        default=3,
+        metavar="N",
+        help="process the N newest closed hours (default 3)",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_hour",
+        metavar="HOUR",
+        help="first hour of an explicit backfill, UTC (2024-01-01T00)",
+    )
+    p.add_argument(
+        "--to",
+        dest="to_hour",
+        metavar="HOUR",
+        help="last hour of the backfill, INCLUDED (2024-01-01T05 processes 00..05)",
+    )
+    p.add_argument(
+        "--lake",
+        default=os.environ.get(LAKE_ENV),
+        help=f"lake root: local path or s3a://bucket/prefix (default ${LAKE_ENV})",
+    )
+    p.add_argument(
+        "--bootstrap",
+        default=None,
+        help=f"Kafka bootstrap host:port,... (default ${BOOTSTRAP_ENV}, else localhost:9092-9094)",
+    )
+    p.add_argument(
+        "--pushgateway",
+        default=os.environ.get(PUSHGATEWAY_ENV),
+        metavar="HOST:PORT",
+        help=f"push job metrics here (default ${PUSHGATEWAY_ENV}; off when unset)",
+    )
+    p.add_argument(
+        "--now",
+        default=None,
+        metavar="TIME",
+        help="override the current time (ISO-8601, UTC), e.g. to replay a past sample",
+    )
+    p.add_argument(
+        "--grace-minutes",
+        type=int,
+        default=5,
+        help="how late a record may reach Kafka after its hour and still count (default 5)",
+    )
+    p.add_argument(
+        "--retention-hours",
+        type=int,
+        default=24,
+        help="Kafka retention: bound of the gap search (default 24)",
+    )
+    p.add_argument(
+        "--no-gaps",
+        action="store_true",
+        help="do not backfill missing hours, only the requested ones",
+    )
+    p.add_argument(
+        "--master", default=None, help="Spark master (default: spark-submit's, else local[*])"
+    )
+    p.add_argument(
+        "--shuffle-partitions", type=int, default=4, help="spark.sql.shuffle.partitions (default 4)"
+    )
+    p.add_argument(
+        "--driver-memory",
+        default="1g",
+        help="driver JVM heap when this process starts Spark (default 1g)",
+    )
+    return p
+
+
+def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) -> Any:
+    """Raw rows of ``topic`` whose Kafka timestamp falls in one of ``windows``."""
+    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+
+    frames = []
+    for w in windows:
+        df = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap)
+            .option("subscribe", topic)
+            .option("startingTimestamp", str(w.start_ms))
+            .option("endingTimestamp", str(w.end_ms))
+            # A window newer than every record starts at the end instead of failing.
+            .option("startingOffsetsByTimestampStrategy", "latest")
+            .option("failOnDataLoss", "false")
+            .load()
+        )
+        # Offsets come from the first record at/after each bound; producer-set timestamps need
+        # not be monotonic within a partition, so filter on the timestamp itself as well.
+        ts = F.col("timestamp")
+        frames.append(
+            df.where((ts >= F.lit(w.start)) & (ts < F.lit(w.end))).select(
+                "key", "value", "topic", "partition", "offset", "timestamp"
+            )
+        )
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
+def process_coin(
+    spark: Any, args: argparse.Namespace, coin: str, hours: list[datetime], grace: timedelta
+) -> Any:
+    """Run the pipeline for one coin's hours; returns its :class:`CoinRun`."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+
+    from coinfeed.spark import lake
+    from coinfeed.spark.assign import on_time_records, quarantined
+    from coinfeed.spark.dedup import deduplicate
+    from coinfeed.spark.hours import read_windows
+    from coinfeed.spark.join import hourly_stats
+    from coinfeed.spark.parse import check, split
+    from coinfeed.spark.prices import price_hourly
+    from coinfeed.spark.sentiment import with_sentiment
+    from coinfeed.spark.summary import CoinRun, LatestHour
+    from coinfeed.spark.tweets import tweet_hourly
+
+    run = CoinRun(coin=coin, hours=hours)
+    windows = read_windows(hours, grace)
+    bootstrap = ",".join(bootstrap_servers(args.bootstrap))
+    persisted: list[Any] = []
+
+    def keep(df: Any) -> Any:
+        persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    deduped: dict[str, Any] = {}
+    quarantine_parts = []
+    kinds: tuple[TopicKind, ...] = ("prices", "tweets")
+    for kind in kinds:
+        checked = keep(check(_read_kafka(spark, bootstrap, topic_name(coin, kind), windows), kind))
+        arrival = F.date_trunc("hour", F.col("timestamp"))
+        run.rows_read[kind] = checked.where(arrival.isin([F.lit(h) for h in hours])).count()
+        parsed = split(checked, kind)
+        on_time = keep(on_time_records(parsed, kind, hours, grace))
+        unique = deduplicate(on_time, kind)
+        if kind == "tweets":
+            unique = with_sentiment(unique)
+        deduped[kind] = keep(
+            unique.drop("hour_start").withColumn(
+                "hour_start",
+                F.date_trunc("hour", F.col("created_at" if kind == "tweets" else "ts")),
+            )
+        )
+        run.duplicates[kind] = on_time.count() - deduped[kind].count()
+        quarantine_parts.append(quarantined(parsed, kind, hours, grace))
+
+    q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
+    run.quarantined = q.count()
+    hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
+
+    # Raw and quarantine first, hourly last: an hourly partition means the hour is complete, so a
+    # run killed in between leaves a gap that the next run fills.
+    raw_prices = deduped["prices"].drop("hour_start")
+    raw_tweets = deduped["tweets"].drop("hour_start")
+    lake.write_partitions(
+        raw_prices, lake.dataset_path(args.lake, lake.RAW_PRICES), ("ts", "source")
+    )
+    lake.write_partitions(
+        raw_tweets, lake.dataset_path(args.lake, lake.RAW_TWEETS), ("created_at", "id")
+    )
+    lake.write_partitions(
+        q,
+        lake.dataset_path(args.lake, lake.QUARANTINE),
+        ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
+    )
+    lake.write_partitions(hourly, lake.dataset_path(args.lake, lake.HOURLY), ("hour_start",))
+    run.rows_written = {
+        lake.RAW_PRICES: raw_prices.count(),
+        lake.RAW_TWEETS: raw_tweets.count(),
+        lake.QUARANTINE: run.quarantined,
+        lake.HOURLY: hourly.count(),
+    }
+    newest = hourly.orderBy(F.col("hour_start").desc()).limit(1).collect()
+    if newest:
+        r = newest[0]
+        run.latest = LatestHour(
+            hour_start=r.hour_start.replace(tzinfo=UTC),
+            close=r.close,
+            log_return=r.log_return,
+            realized_volatility=r.realized_volatility,
+            tweet_count=int(r.tweet_count),
+            sentiment_mean=r.sentiment_mean,
+        )
+    for df in persisted:
+        df.unpersist()
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    from coinfeed.logs import configure
+    from coinfeed.spark import hours as hr
+
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    configure(os.environ.get("COINFEED_LOG_LEVEL", "INFO"))
+    try:
+        coins = _coins(args.coin)
+        if not args.lake:
+            parser.error(f"--lake is required (or set ${LAKE_ENV})")
+        bootstrap_servers(args.bootstrap)  # validate early, with a clear message
+        now = hr.parse_instant(args.now) if args.now else datetime.now(UTC)
+        grace = timedelta(minutes=args.grace_minutes)
+        if (args.from_hour is None) != (args.to_hour is None):
+            parser.error("--from and --to go together")
+        explicit = args.from_hour is not None
+        requested = (
+            hr.hour_range(hr.parse_hour(args.from_hour), hr.parse_hour(args.to_hour))
+            if explicit
+            else hr.lookback_hours(now, args.lookback_hours, grace)
+        )
+    except (InvalidCoinError, hr.HourRangeError, ValueError) as exc:
+        print(f"coinfeed hourly: {exc}", file=sys.stderr)
+        return 2
+
+    from coinfeed.spark.lake import existing_hours
+    from coinfeed.spark.session import build_session, spark_conf
+    from coinfeed.spark.summary import failure_registry, push, success_registry
+
+    conf = spark_conf(
+        master=args.master,
+        shuffle_partitions=args.shuffle_partitions,
+        driver_memory=args.driver_memory,
+    )
+    spark = build_session("coinfeed-hourly", conf)
+    failed = False
+    try:
+        for coin in coins:
+            started = time.monotonic()
+            try:
+                gaps: list[datetime] = []
+                if not explicit and not args.no_gaps:
+                    gaps = hr.gap_hours(
+                        now,
+                        existing_hours(spark, args.lake, coin),
+                        timedelta(hours=args.retention_hours),
+                        grace,
+                    )
+                todo, skipped = hr.plan_hours(requested, gaps, now, grace)
+                for h in skipped:
+                    log.warning(
+                        "hour not closed yet, skipped",
+                        extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
+                    )
+                if todo:
+                    run = process_coin(spark, args, coin, todo, grace)
+                else:
+                    from coinfeed.spark.summary import CoinRun
+
+                    run = CoinRun(coin=coin)
+                run.skipped_open_hours = skipped
+                run.duration_seconds = time.monotonic() - started
+                print(run.report(), flush=True)
+                if args.pushgateway:
+                    push(args.pushgateway, success_registry(run, time.time()), coin, replace=True)
+            except Exception:
+                failed = True
+                log.exception("hourly run failed", extra={"coin": coin})
+                if args.pushgateway:
+                    try:
+                        push(
+                            args.pushgateway,
+                            failure_registry(coin, time.time()),
+                            coin,
+                            replace=False,
+                        )
+                    except OSError:
+                        log.exception("could not push the failure metric", extra={"coin": coin})
+    finally:
+        spark.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""What one run did for one coin, its one-line report, and its Prometheus metrics (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from coinfeed import metric_names as m
+
+
+@dataclass
+class LatestHour:
+    """Figures of the newest processed hour with a row, for dashboards."""
+
+    hour_start: datetime
+    close: float | None
+    log_return: float | None
+    realized_volatility: float | None
+    tweet_count: int
+    sentiment_mean: float | None
+
+
+@dataclass
+class CoinRun:
+    coin: str
+    hours: list[datetime] = field(default_factory=list)
+    skipped_open_hours: list[datetime] = field(default_factory=list)
+    rows_read: dict[str, int] = field(default_factory=dict)  # kind -> rows
+    duplicates: dict[str, int] = field(default_factory=dict)  # kind -> rows dropped
+    quarantined: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)  # dataset -> rows
+    latest: LatestHour | None = None
+    duration_seconds: float = 0.0
+
+    def report(self) -> str:
+        """One JSON line: hours processed, rows in/out, quarantined, duplicates dropped."""
+        data = asdict(self)
+        data["hours"] = [f"{h:%Y-%m-%dT%H}" for h in self.hours]
+        data["skipped_open_hours"] = [f"{h:%Y-%m-%dT%H}" for h in self.skipped_open_hours]
+        if self.latest is not None:
+            data["latest"]["hour_start"] = f"{self.latest.hour_start:%Y-%m-%dT%H}"
+        data["duration_seconds"] = round(self.duration_seconds, 3)
+        return json.dumps({"summary": "hourly", **data}, sort_keys=True)
+
+
+def success_registry(run: CoinRun, finished_at: float) -> CollectorRegistry:
+    """Every HOURLY_* gauge of a successful run (grouping key job + coin is added on push)."""
+    reg = CollectorRegistry()
+    coin = run.coin
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(name, doc, ("coin", *labels), registry=reg)
+
+    read = gauge(m.HOURLY_ROWS_READ, "Records read from Kafka by the last run.", ("kind",))
+    for kind, n in sorted(run.rows_read.items()):
+        read.labels(coin, kind).set(n)
+    written = gauge(m.HOURLY_ROWS_WRITTEN, "Rows written by the last run.", ("dataset",))
+    for dataset, n in sorted(run.rows_written.items()):
+        written.labels(coin, dataset).set(n)
+    dups = gauge(m.HOURLY_DUPLICATES, "Duplicates dropped by the last run.", ("kind",))
+    for kind, n in sorted(run.duplicates.items()):
+        dups.labels(coin, kind).set(n)
+    gauge(m.HOURLY_ROWS_QUARANTINED, "Records quarantined by the last run.").labels(coin).set(
+        run.quarantined
+    )
+    gauge(m.HOURLY_HOURS_PROCESSED, "Hours processed by the last run.").labels(coin).set(
+        len(run.hours)
+    )
+    gauge(m.HOURLY_DURATION, "Wall time of the last run.").labels(coin).set(run.duration_seconds)
+    gauge(m.HOURLY_LAST_SUCCESS, "When the last successful run finished.").labels(coin).set(
+        finished_at
+    )
+    latest = run.latest
+    if latest is not None:
+        gauge(m.HOURLY_NEWEST_HOUR, "Start of the newest completed hour.").labels(coin).set(
+            latest.hour_start.timestamp()
+        )
+        gauge(m.HOURLY_TWEET_COUNT, "Tweets in the newest hour.").labels(coin).set(
+            latest.tweet_count
+        )
+        values = {
+            m.HOURLY_CLOSE_PRICE: ("Close price of the newest hour.", latest.close),
+            m.HOURLY_LOG_RETURN: ("Log return of the newest hour.", latest.log_return),
+            m.HOURLY_VOLATILITY: (
+                "Realised volatility of the newest hour.",
+                latest.realized_volatility,
+            ),
+            m.HOURLY_SENTIMENT_MEAN: (
+                "Mean VADER compound of the newest hour.",
+                latest.sentiment_mean,
+            ),
+        }
+        for name, (doc, value) in values.items():
+            # An hour without tweets has no sentiment: leave the series out rather than report 0.
+            if value is not None:
+                gauge(name, doc).labels(coin).set(value)
+    return reg
+
+
+def failure_registry(coin: str, failed_at: float) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    Gauge(m.HOURLY_LAST_FAILURE, "When the last failed run ended.", ("coin",), registry=reg).labels(
+        coin
+    ).set(failed_at)
+    return reg
+
+
+def push(gateway: str, registry: CollectorRegistry, coin: str, replace: bool) -> None:
+    """PUT (replace the coin's group) after success; POST after failure so the last success stays."""
+    from prometheus_client import push_to_gateway, pushadd_to_gateway
+
+    send = push_to_gateway if replace else pushadd_to_gateway
+    send(gateway, job=m.HOURLY_JOB_NAME, registry=registry, grouping_key={"coin": coin}, timeout=10)
