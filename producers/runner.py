@@ -65,6 +65,10 @@ def build_source(settings: Settings, metrics: ProducerMetrics, sleep: Sleep) -> 
     from coinfeed.producers import tweets, xapi
 
     query = tweets.build_query(s.keywords, s.cashtags, s.languages)
+    if s.tweet_mode == "stream":
+        return xapi.XStreamSource(
+            bearer_token(s), s.x_api_base_url, s.coin, query, metrics, s.backfill_minutes
+        )
     client = xapi.make_client(bearer_token(s), s.x_api_base_url)
     return xapi.XRecentSearchSource(
         client, s.coin, query, s.poll_interval, metrics, s.policy, sleep, max_results=s.max_results
@@ -158,12 +162,15 @@ def run(settings: Settings, stop: threading.Event) -> int:
             stall_seconds=s.kafka_stall_seconds,
         )
         _start_shutdown_watchdog(stop, sink, s.shutdown_timeout)
-        if s.kind == "tweets" and s.source == "x-api":
+        if s.kind == "tweets" and s.source == "x-api" and s.tweet_mode == "search":
             got, since_id = resume_point(s, stop)
             if not got:
                 return _finish(sink, s, source, health)
             source.since_id = since_id  # type: ignore[attr-defined]
             log.info("resuming after the newest tweet in the topic", extra={"since_id": since_id})
+        start = getattr(source, "start", None)
+        if start is not None:
+            start()  # e.g. the filtered stream connects only once Kafka can take its records
         while not stop.is_set():
             batch = source.poll()
             _log_skips(batch, metrics)

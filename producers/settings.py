@@ -16,6 +16,7 @@ from coinfeed.topics import TopicKind, normalize_coin
 # Not (yet) in coinfeed.producer_env: flags first; these env names are the producer's own.
 COINGECKO_BASE_URL_ENV = "COINFEED_COINGECKO_BASE_URL"
 EXCHANGE_API_URL_ENV = "COINFEED_EXCHANGE_API_URL"
+TWEET_MODE_ENV = "COINFEED_TWEET_MODE"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Settings:
     languages: list[str] = field(default_factory=list)
     x_api_base_url: str = "https://api.x.com"
     max_results: int = 100
+    tweet_mode: str = "search"
+    backfill_minutes: int | None = None
     bearer_token_file: Path | None = None
 
 
@@ -222,6 +225,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get(env_names.X_API_BASE_URL, "https://api.x.com"),
         help=f"[${env_names.X_API_BASE_URL}]",
     )
+    g.add_argument(
+        "--tweet-mode",
+        choices=["search", "stream"],
+        default=env.get(TWEET_MODE_ENV, "search"),
+        help="recent-search polling with since_id (Basic tier, resumes after restarts) or the "
+        f"filtered stream (Pro tier) [${TWEET_MODE_ENV}]",
+    )
+    g.add_argument(
+        "--backfill-minutes",
+        type=int,
+        help="stream only: recover up to 5 minutes after a reconnect",
+    )
     g.add_argument("--max-results", type=int, default=100, help="tweets per page (10-100)")
     g.add_argument(
         "--bearer-token-file",
@@ -285,6 +300,8 @@ def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Settings:
         languages=_csv(args.languages),
         x_api_base_url=args.x_api_base_url,
         max_results=args.max_results,
+        tweet_mode=args.tweet_mode,
+        backfill_minutes=args.backfill_minutes,
         bearer_token_file=Path(args.bearer_token_file) if args.bearer_token_file else None,
     )
 

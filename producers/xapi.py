@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from coinfeed.producers import tweets
-from coinfeed.producers.batch import Batch, BodyError
+from coinfeed.producers.batch import Batch, BodyError, decode_json_body
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.retry import RetryPolicy, parse_rate_limit, rate_limit_wait
 from coinfeed.producers.sources import Sleep, _Polling, _short
@@ -194,3 +194,126 @@ class XRecentSearchSource(_Polling):
         if newest:
             self.since_id = newest
         return out
+
+
+def stream_rule_changes(
+    current: list[dict[str, Any]], query: str, tag: str
+) -> tuple[list[str], bool]:
+    """Which of our rules (by ``tag``) to delete, and whether to add ``query``: pure, so a
+    restart with the same query touches nothing and a changed query replaces only our rule."""
+    ours = [r for r in current if r.get("tag") == tag]
+    delete = [str(r["id"]) for r in ours if r.get("value") != query and "id" in r]
+    add = not any(r.get("value") == query for r in ours)
+    return delete, add
+
+
+class XStreamSource(_Polling):
+    """Filtered stream (``GET /2/tweets/search/stream``, Pro tier and up): one rule per feed,
+    tagged ``coinfeed:<coin>``. tweepy's StreamingClient runs the connection on its own thread and
+    follows X's documented reconnect backoff; records reach ``poll()`` through a queue.
+
+    A stream cannot resume after a restart (no ``since_id``): tweets posted while the producer is
+    down are missed unless ``backfill_minutes`` (Pro) is set. Recent search has no such gap.
+    """
+
+    name = "x-api"
+
+    def __init__(
+        self,
+        bearer_token: str,
+        base_url: str,
+        coin: str,
+        query: str,
+        metrics: ProducerMetrics,
+        backfill_minutes: int | None = None,
+    ) -> None:
+        import queue
+
+        import tweepy
+
+        super().__init__(0.5, metrics)
+        self.coin, self.query, self.tag = coin, query, f"coinfeed:{coin}"
+        self.backfill_minutes = backfill_minutes
+        self._queue: queue.Queue[Batch] = queue.Queue()
+        source = self
+
+        class _Stream(tweepy.StreamingClient):  # type: ignore[misc]
+            # Overriding the on_* hooks is how tweepy's docs say to consume a stream.
+            def on_connect(self) -> None:
+                source._ok = True
+                metrics.request("ok")
+                log.info("connected to the X filtered stream")
+
+            def on_data(self, raw_data: bytes) -> None:
+                source._queue.put(tweets.parse_stream_line(coin, raw_data))
+
+            def on_keep_alive(self) -> None:
+                return None
+
+            def on_request_error(self, status_code: int) -> None:
+                source._ok = False
+                outcome = (
+                    "rate_limited"
+                    if status_code == 429
+                    else "server_error"
+                    if status_code >= 500
+                    else "client_error"
+                )
+                metrics.request(outcome)
+                log.warning("X stream refused", extra={"status": status_code})
+
+            def on_connection_error(self) -> None:
+                source._ok = False
+                metrics.request("network_error")
+
+        self.stream = _Stream(
+            bearer_token, return_type=requests.Response, wait_on_rate_limit=False, daemon=True
+        )
+        if base_url.rstrip("/") != TWEEPY_HOST:
+            self.stream.session.mount(TWEEPY_HOST + "/", RebaseAdapter(base_url))
+        logging.getLogger("tweepy").setLevel(logging.INFO)
+
+    def start(self) -> None:
+        """Make our rule match the query, then connect (on tweepy's thread)."""
+        import tweepy
+
+        resp = self.stream.get_rules()
+        try:
+            current = decode_json_body(resp.content).get("data") or []
+        except (BodyError, AttributeError):
+            current = []
+        delete, add = stream_rule_changes(current, self.query, self.tag)
+        if delete:
+            self.stream.delete_rules(delete)
+        if add:
+            self.stream.add_rules(tweepy.StreamRule(value=self.query, tag=self.tag))
+        log.info(
+            "stream rule in place", extra={"tag": self.tag, "added": add, "deleted": len(delete)}
+        )
+        params: dict[str, Any] = {
+            "tweet_fields": tweets.TWEET_FIELDS,
+            "expansions": tweets.EXPANSIONS,
+            "user_fields": tweets.USER_FIELDS,
+        }
+        if self.backfill_minutes:
+            params["backfill_minutes"] = self.backfill_minutes
+        self.stream.filter(threaded=True, **params)
+
+    def poll(self) -> Batch:
+        import queue
+
+        self._last_start = time.monotonic()
+        out = Batch()
+        try:
+            out.extend(self._queue.get(timeout=self.interval))
+            while True:
+                out.extend(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def next_wait(self) -> float:
+        return 0.0  # poll() itself waits on the queue
+
+    def close(self) -> None:
+        self.stream.disconnect()
