@@ -119,7 +119,8 @@ def container_security_context() -> Obj:
 
 
 def _env(pairs: Mapping[str, str]) -> list[Obj]:
-    return [{"name": k, "value": v} for k, v in pairs.items()]
+    # The API server stores an empty value as no value; leaving it out keeps drift checks exact.
+    return [{"name": k, "value": v} for k, v in pairs.items() if v]
 
 
 def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[Obj]:

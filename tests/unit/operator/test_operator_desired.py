@@ -186,3 +186,11 @@ def test_hourly_command_is_configurable_and_pushgateway_optional() -> None:
     cmd = hourly_command(parse_spec(ETH), s)
     assert cmd[:2] == ["spark-submit", "/app/hourly.py"]
     assert "--pushgateway" not in cmd
+
+
+def test_empty_env_values_are_left_out() -> None:
+    # The API server drops empty values; keeping them would look like drift forever.
+    spec = {**BTC["spec"], "tweets": {"enabled": True, "source": "replay", "replayFile": "/r"}}
+    dep = producer_deployment("btc", "ns", "u", parse_spec(spec), "tweets", SETTINGS)
+    assert all(e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert penv.TWEET_KEYWORDS not in _env(dep)
