@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaError, NotEnoughReplicasAfterAppendError, NotEnoughReplicasError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+)
 
 from coinfeed.devcluster import LocalKafkaCluster
 from coinfeed.kafka import make_producer
@@ -102,6 +107,18 @@ def test_send_fails_below_min_insync_replicas(own_cluster: LocalKafkaCluster) ->
         finally:
             producer.close(timeout=10)
         assert "NotEnoughReplicas" in type(err.value).__name__
+
+        # The project's default producer retries NOT_ENOUGH_REPLICAS until its delivery timeout:
+        # the record is still never acknowledged (kafka-python reports the expiry, not the cause).
+        retrying: Any = make_producer(
+            own_cluster.bootstrap, delivery_timeout_ms=8_000, request_timeout_ms=4_000
+        )
+        try:
+            future = retrying.send(topic, key=b"k", value=b"must not be acknowledged either")
+            with pytest.raises(KafkaTimeoutError, match="Expiring 1 record"):
+                future.get(timeout=60)
+        finally:
+            retrying.close(timeout=10)
     finally:
         for broker_id in stopped:
             own_cluster.start_broker(broker_id)
