@@ -150,7 +150,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
     )
     try:
         producer = connect_kafka(s, stop)
-        if producer is None:
+        if producer is None:  # stopped before Kafka ever answered: nothing was read
+            source.close()
+            health.stop()
             return 0
         sink = KafkaSink(
             producer,
