@@ -46,11 +46,13 @@ def test_sigkill_leader_loses_no_acknowledged_record(own_cluster: LocalKafkaClus
 
     producer: Any = make_producer(own_cluster.bootstrap)
     futures = []
+    done_before_kill = -1
     try:
         for i in range(RECORDS):
             futures.append(producer.send(topic, key=f"k{i % 30}".encode(), value=str(i).encode()))
             if i == KILL_AFTER:
                 # Records are in flight and buffered: the leader dies mid-stream.
+                done_before_kill = sum(f.is_done for f in futures)
                 own_cluster.kill_broker(victim, wait=False)
         producer.flush(timeout=180)
     finally:
@@ -79,6 +81,7 @@ def test_sigkill_leader_loses_no_acknowledged_record(own_cluster: LocalKafkaClus
             "lost": len(lost),
             "duplicated": len(duplicated),
             "killed_broker": victim,
+            "completed_when_killed": done_before_kill,
         },
     )
     assert acked, "nothing was acknowledged"
