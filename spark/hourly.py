@@ -186,6 +186,15 @@ def process_coin(
     bootstrap = ",".join(bootstrap_servers(args.bootstrap))
     persisted: list[Any] = []
 
+    mark = [time.monotonic()]
+
+    def stage(name: str) -> None:
+        # Stage times are measured between actions (count/write), so each covers the lazy work
+        # that action triggered.
+        now = time.monotonic()
+        run.stage_seconds[name] = run.stage_seconds.get(name, 0.0) + now - mark[0]
+        mark[0] = now
+
     def keep(df: Any) -> Any:
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
@@ -197,6 +206,7 @@ def process_coin(
         checked = keep(check(_read_kafka(spark, bootstrap, topic_name(coin, kind), windows), kind))
         arrival = F.date_trunc("hour", F.col("timestamp"))
         run.rows_read[kind] = checked.where(arrival.isin([F.lit(h) for h in hours])).count()
+        stage(f"read_validate_{kind}")
         parsed = split(checked, kind)
         on_time = keep(on_time_records(parsed, kind, hours, grace))
         unique = deduplicate(on_time, kind)
@@ -209,11 +219,15 @@ def process_coin(
             )
         )
         run.duplicates[kind] = on_time.count() - deduped[kind].count()
+        stage("dedup_sentiment_tweets" if kind == "tweets" else "dedup_prices")
         quarantine_parts.append(quarantined(parsed, kind, hours, grace))
 
     q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
     run.quarantined = q.count()
+    stage("quarantine")
     hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
+    hourly.count()
+    stage("aggregate")
 
     # Raw and quarantine first, hourly last: an hourly partition means the hour is complete, so a
     # run killed in between leaves a gap that the next run fills.
@@ -231,6 +245,7 @@ def process_coin(
         ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
     )
     lake.write_partitions(hourly, lake.dataset_path(args.lake, lake.HOURLY), ("hour_start",))
+    stage("write")
     run.rows_written = {
         lake.RAW_PRICES: raw_prices.count(),
         lake.RAW_TWEETS: raw_tweets.count(),

@@ -34,6 +34,7 @@ class CoinRun:
     rows_written: dict[str, int] = field(default_factory=dict)  # dataset -> rows
     latest: LatestHour | None = None
     duration_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # rough: Spark is lazy
 
     def report(self) -> str:
         """One JSON line: hours processed, rows in/out, quarantined, duplicates dropped."""
@@ -43,6 +44,7 @@ class CoinRun:
         if self.latest is not None:
             data["latest"]["hour_start"] = f"{self.latest.hour_start:%Y-%m-%dT%H}"
         data["duration_seconds"] = round(self.duration_seconds, 3)
+        data["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         return json.dumps({"summary": "hourly", **data}, sort_keys=True)
 
 

@@ -1,0 +1,376 @@
+"""Hourly Spark job on one busy hour: wall time, stages, sentiment throughput, single-machine peer.
+
+Generates N tweets (default 1,000,000) and 3,600 price ticks for one hour, writes them once to a
+real local 3-broker Kafka cluster, then measures, all in this run:
+
+* the job (``coinfeed hourly`` as a subprocess, JVM start included) and its stage times;
+* VADER inside Spark (``pandas_udf``, all cores) against a plain single-process VADER loop on the
+  same texts: overhead per core = spark_seconds x cores / loop_seconds - 1 (goal <= 10 %);
+* the single-machine peer on the same Kafka input: consume, validate with the same pydantic
+  models, one VADER pass, aggregate with DuckDB; ratio = job wall time / peer wall time
+  (goal < 1 at this volume);
+* the small case (10,000 tweets), where JVM start dominates.
+
+Every figure is reported as a ratio to a baseline measured in the same run. Writes
+``out/bench/spark.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from coinfeed.topics import TopicKind
+
+HOUR = datetime(2024, 3, 1, 12, tzinfo=UTC)
+NOW = HOUR + timedelta(hours=1, minutes=10)
+POSITIVE = ["good", "great", "love", "bullish", "moon", "win", "happy", "strong", "amazing"]
+NEGATIVE = ["bad", "terrible", "crash", "bearish", "scam", "sad", "weak", "fear", "dump"]
+NEUTRAL = ["bitcoin", "price", "today", "market", "chart", "the", "is", "at", "volume", "trade"]
+TAGS = ["btc", "BTC", "crypto", "bitcoin", "hodl", "moon", "trading", "defi", "eth", "news"]
+
+
+def generate(
+    coin: str, n_tweets: int, n_ticks: int, seed: int = 7
+) -> tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]:
+    """Deterministic records (JSON bytes, Kafka timestamp ms) for one hour, 1 % duplicate tweets."""
+    from coinfeed.schemas import PriceTick, Tweet
+
+    rng = random.Random(seed)
+    start_ms = int(HOUR.timestamp() * 1000)
+    ticks = []
+    price = 60_000.0
+    for i in range(n_ticks):
+        price *= 1 + rng.gauss(0, 0.0005)
+        ts = HOUR + timedelta(milliseconds=i * 3_600_000 // n_ticks)
+        rec = PriceTick(coin=coin, source="replay", pair="BTC/USDT", ts=ts, price=round(price, 2))
+        ticks.append((rec.to_json(), int(ts.timestamp() * 1000)))
+    tweets = []
+    base = Tweet(coin=coin, id="1", created_at=HOUR, text="x", author_id="1").to_dict()
+    for i in range(n_tweets):
+        words = rng.choices(NEUTRAL, k=rng.randint(4, 12))
+        words += rng.choices(POSITIVE if rng.random() < 0.5 else NEGATIVE, k=rng.randint(0, 3))
+        rng.shuffle(words)
+        offset = i * 3_600_000 // n_tweets
+        tid = i if rng.random() > 0.01 else max(0, i - 1)  # ~1 % duplicates
+        trec = dict(base)
+        trec.update(
+            id=str(10**15 + tid),
+            created_at=(HOUR + timedelta(milliseconds=offset)).strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{offset % 1000:03d}Z",
+            text=" ".join(words),
+            author_id=str(rng.randint(1, n_tweets // 3 + 1)),
+            like_count=rng.randint(0, 50),
+            retweet_count=rng.randint(0, 10),
+            hashtags=rng.sample(TAGS, k=rng.randint(0, 3)),
+        )
+        tweets.append((json.dumps(trec, separators=(",", ":")).encode(), start_ms + offset))
+    return ticks, tweets
+
+
+def produce(
+    bootstrap: str, coin: str, ticks: list[tuple[bytes, int]], tweets: list[tuple[bytes, int]]
+) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    from coinfeed.topics import feed_topics
+
+    topics = feed_topics(coin)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [
+            NewTopic(t, num_partitions=3, replication_factor=3, config={"retention.ms": "-1"})
+            for t in topics.values()
+        ]
+    )
+    for f in futures.values():
+        f.result(timeout=60)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 50,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
+    pairs: tuple[tuple[TopicKind, list[tuple[bytes, int]]], ...] = (
+        ("prices", ticks),
+        ("tweets", tweets),
+    )
+    for kind, records in pairs:
+        for value, ts in records:
+            while True:
+                try:
+                    producer.produce(topics[kind], value=value, timestamp=ts)
+                    break
+                except BufferError:
+                    producer.poll(0.5)
+            producer.poll(0)
+    if producer.flush(300) != 0:
+        raise RuntimeError("could not deliver every benchmark record")
+
+
+def run_job(bootstrap: str, coin: str, lake: Path, cores: int) -> tuple[float, dict[str, Any]]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "coinfeed",
+        "hourly",
+        "--coin",
+        coin,
+        "--bootstrap",
+        bootstrap,
+        "--lake",
+        str(lake),
+        "--from",
+        f"{HOUR:%Y-%m-%dT%H}",
+        "--to",
+        f"{HOUR:%Y-%m-%dT%H}",
+        "--now",
+        NOW.isoformat(),
+        "--master",
+        f"local[{cores}]",
+        "--shuffle-partitions",
+        str(cores * 2),
+        "--driver-memory",
+        "1500m",
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"hourly job failed: {done.stderr[-3000:]}")
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith('{"'))
+    return wall, json.loads(line)
+
+
+def peer(bootstrap: str, coin: str) -> tuple[float, dict[str, float]]:
+    """Single process: consume, validate (pydantic), dedup, VADER, aggregate with DuckDB."""
+    import duckdb
+    import pandas as pd
+    from confluent_kafka import Consumer, TopicPartition
+
+    from coinfeed.schemas import PriceTick, RecordError, Tweet, decode_record
+    from coinfeed.spark.sentiment import analyzer
+    from coinfeed.topics import feed_topics
+
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    topics = feed_topics(coin)
+    rows: dict[str, list[dict[str, Any]]] = {"prices": [], "tweets": []}
+    models: tuple[tuple[TopicKind, type[PriceTick] | type[Tweet]], ...] = (
+        ("prices", PriceTick),
+        ("tweets", Tweet),
+    )
+    for kind, model in models:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{time.time()}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        meta = consumer.list_topics(topics[kind], timeout=30).topics[topics[kind]]
+        parts = [TopicPartition(topics[kind], p, 0) for p in meta.partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in parts}
+        consumer.assign(parts)
+        remaining = sum(ends.values())
+        while remaining > 0:
+            for msg in consumer.consume(10_000, timeout=5):
+                if msg.error():
+                    continue
+                remaining -= 1
+                with contextlib.suppress(RecordError):  # the job quarantines these
+                    rows[kind].append(decode_record(model, msg.value()).model_dump())  # type: ignore[arg-type]
+        consumer.close()
+    stages["consume_validate"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    tweets = pd.DataFrame(rows["tweets"]).drop_duplicates("id", keep="last")
+    prices = pd.DataFrame(rows["prices"]).drop_duplicates(["source", "ts"], keep="last")
+    score = analyzer().polarity_scores
+    tweets["sentiment"] = [score(t)["compound"] for t in tweets["text"]]
+    stages["dedup_vader"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    con = duckdb.connect()
+    con.register(
+        "tweets",
+        tweets[["id", "author_id", "sentiment", "like_count", "retweet_count", "created_at"]],
+    )
+    con.register("prices", prices[["ts", "source", "price"]])
+    con.execute(
+        """
+        WITH p AS (SELECT date_trunc('hour', ts) AS h, price,
+                          ln(price / lag(price) OVER (PARTITION BY date_trunc('hour', ts) ORDER BY ts, source)) AS r
+                   FROM prices)
+        SELECT h, first(price), max(price), min(price), last(price), avg(price), count(*), sqrt(sum(r*r))
+        FROM (SELECT * FROM p ORDER BY h) GROUP BY h
+        """
+    ).fetchall()
+    con.execute(
+        """
+        SELECT date_trunc('hour', created_at) AS h, count(*), count(DISTINCT author_id),
+               avg(sentiment), avg((sentiment >= 0.05)::INT), avg((sentiment <= -0.05)::INT),
+               sum((1 + like_count + retweet_count) * sentiment) / sum(1 + like_count + retweet_count),
+               sum(like_count), sum(retweet_count)
+        FROM tweets GROUP BY h
+        """
+    ).fetchall()
+    stages["duckdb_aggregate"] = time.perf_counter() - t2
+    return time.perf_counter() - t0, stages
+
+
+def sentiment_throughput(texts: list[str], cores: int, work: Path) -> dict[str, float]:
+    """Plain single-process VADER loop vs the job's pandas_udf on ``cores`` Spark cores."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from coinfeed.spark.sentiment import analyzer, with_sentiment
+    from coinfeed.spark.session import build_session, spark_conf
+
+    score = analyzer().polarity_scores
+    t0 = time.perf_counter()
+    for t in texts:
+        score(t)
+    loop = time.perf_counter() - t0
+    path = work / "texts.parquet"
+    pq.write_table(pa.table({"text": texts}), path)
+    spark = build_session(
+        "bench-sentiment", spark_conf(master=f"local[{cores}]", jars=[], driver_memory="1g")
+    )
+    try:
+        df = spark.read.parquet(str(path)).repartition(cores * 4)
+        df.write.format("noop").mode("overwrite").save()  # warm up: workers, lexicon
+        with_sentiment(df.limit(1000)).write.format("noop").mode("overwrite").save()
+        t1 = time.perf_counter()
+        with_sentiment(df).write.format("noop").mode("overwrite").save()
+        in_spark = time.perf_counter() - t1
+    finally:
+        spark.stop()
+    return {
+        "texts": len(texts),
+        "loop_seconds": loop,
+        "spark_seconds": in_spark,
+        "cores": cores,
+        "overhead_per_core": in_spark * cores / loop - 1,
+        "speedup_vs_loop": loop / in_spark,
+    }
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bench_spark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="50,000 tweets instead of 1,000,000")
+    p.add_argument(
+        "--tweets", type=int, default=None, help="tweets in the busy hour (default 1,000,000)"
+    )
+    p.add_argument(
+        "--small", type=int, default=10_000, help="tweets in the small case (default 10,000)"
+    )
+    p.add_argument("--ticks", type=int, default=3_600)
+    p.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2)")
+    p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
+    args = p.parse_args(argv)
+    n_big = args.tweets or (50_000 if args.quick else 1_000_000)
+
+    from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
+
+    results: dict[str, Any] = {
+        "tweets": n_big,
+        "ticks": args.ticks,
+        "small_tweets": args.small,
+        "cores": args.cores,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
+        work = Path(tmp)
+        ports = free_ports(7)
+        spec = ClusterSpec(
+            run_dir=work / "kafka",
+            mode="zookeeper",
+            broker_ports=tuple(ports[:3]),
+            zookeeper_port=ports[3],
+            controller_ports=tuple(ports[4:7]),
+        )
+        cluster = LocalKafkaCluster(spec, tie_to_parent=True)
+        cluster.up(timeout=240)
+        try:
+            bootstrap = cluster.bootstrap
+            for case, coin, n in (
+                ("small", "benchsmall", args.small),
+                ("busy", "benchbusy", n_big),
+            ):
+                t0 = time.perf_counter()
+                ticks, tweets = generate(coin, n, args.ticks)
+                produce(bootstrap, coin, ticks, tweets)
+                gen = time.perf_counter() - t0
+                job_wall, summary = run_job(bootstrap, coin, work / f"lake-{case}", args.cores)
+                peer_wall, peer_stages = peer(bootstrap, coin)
+                results[case] = {
+                    "tweets": n,
+                    "generate_and_produce_seconds": gen,
+                    "job_wall_seconds": job_wall,
+                    "job_stage_seconds": summary.get("stage_seconds", {}),
+                    "job_rows_read": summary["rows_read"],
+                    "job_duplicates": summary["duplicates"],
+                    "peer_wall_seconds": peer_wall,
+                    "peer_stage_seconds": peer_stages,
+                    "job_over_peer": job_wall / peer_wall,
+                }
+                print(
+                    f"{case}: {n} tweets: job {job_wall:.1f}s (JVM start included), peer "
+                    f"{peer_wall:.1f}s -> job/peer = {job_wall / peer_wall:.2f} "
+                    f"(goal < 1 for the busy hour)",
+                    flush=True,
+                )
+                print(f"  job stages: {json.dumps(summary.get('stage_seconds', {}))}", flush=True)
+                print(
+                    f"  peer stages: {json.dumps({k: round(v, 2) for k, v in peer_stages.items()})}",
+                    flush=True,
+                )
+                if case == "busy":
+                    texts = [json.loads(v)["text"] for v, _ in tweets]
+                    results["sentiment"] = sentiment_throughput(texts, args.cores, work)
+                    s = results["sentiment"]
+                    print(
+                        f"sentiment: loop {s['texts'] / s['loop_seconds']:.0f} texts/s on 1 core; "
+                        f"pandas_udf on {s['cores']} cores: speedup x{s['speedup_vs_loop']:.2f}, "
+                        f"overhead per core {s['overhead_per_core']:+.1%} (goal <= +10%)",
+                        flush=True,
+                    )
+        finally:
+            cluster.down()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
