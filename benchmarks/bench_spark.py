@@ -190,7 +190,7 @@ def peer(bootstrap: str, coin: str) -> tuple[float, dict[str, float]]:
         consumer.assign(parts)
         remaining = sum(ends.values())
         while remaining > 0:
-            for msg in consumer.consume(10_000, timeout=5):
+            for msg in consumer.consume(min(10_000, remaining), timeout=5):
                 if msg.error():
                     continue
                 remaining -= 1

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from prometheus_client import generate_latest
+
+from coinfeed import metric_names as m
+from coinfeed.spark.summary import CoinRun, LatestHour, failure_registry, success_registry
+
+
+def run(sentiment: float | None) -> CoinRun:
+    return CoinRun(
+        coin="btc",
+        hours=[datetime(2024, 1, 1, 0, tzinfo=UTC), datetime(2024, 1, 1, 1, tzinfo=UTC)],
+        rows_read={"prices": 12, "tweets": 5},
+        duplicates={"prices": 1, "tweets": 0},
+        quarantined=3,
+        rows_written={"hourly": 2, "raw/prices": 7},
+        latest=LatestHour(datetime(2024, 1, 1, 1, tzinfo=UTC), 95.0, -0.2, 0.1, 4, sentiment),
+        duration_seconds=12.3456,
+    )
+
+
+def test_report_is_one_json_line_with_the_counts() -> None:
+    data = json.loads(run(0.5).report())
+    assert data["hours"] == ["2024-01-01T00", "2024-01-01T01"]
+    assert (data["rows_read"], data["quarantined"], data["duplicates"]) == (
+        {"prices": 12, "tweets": 5},
+        3,
+        {"prices": 1, "tweets": 0},
+    )
+    assert data["latest"]["hour_start"] == "2024-01-01T01"
+    assert data["duration_seconds"] == 12.346
+
+
+def test_success_registry_uses_the_contract_names() -> None:
+    text = generate_latest(success_registry(run(0.5), 1700000000.0)).decode()
+    assert f'{m.HOURLY_ROWS_READ}{{coin="btc",kind="tweets"}} 5.0' in text
+    assert f'{m.HOURLY_ROWS_WRITTEN}{{coin="btc",dataset="raw/prices"}} 7.0' in text
+    assert f'{m.HOURLY_CLOSE_PRICE}{{coin="btc"}} 95.0' in text
+    assert f'{m.HOURLY_SENTIMENT_MEAN}{{coin="btc"}} 0.5' in text
+    assert f'{m.HOURLY_NEWEST_HOUR}{{coin="btc"}} 1.7040708e+09' in text
+    assert f'{m.HOURLY_LAST_SUCCESS}{{coin="btc"}} 1.7e+09' in text
+    names = {ln.split("{")[0] for ln in text.splitlines() if ln and not ln.startswith("#")}
+    assert names <= m.ALL
+
+
+def test_an_hour_without_tweets_pushes_no_sentiment() -> None:
+    text = generate_latest(success_registry(run(None), 1.0)).decode()
+    assert m.HOURLY_SENTIMENT_MEAN not in text
+    assert f'{m.HOURLY_TWEET_COUNT}{{coin="btc"}} 4.0' in text
+
+
+def test_failure_registry_only_sets_the_failure_time() -> None:
+    text = generate_latest(failure_registry("btc", 5.0)).decode()
+    assert f'{m.HOURLY_LAST_FAILURE}{{coin="btc"}} 5.0' in text
+    assert m.HOURLY_LAST_SUCCESS not in text
