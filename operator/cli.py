@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import threading
 
 from coinfeed.operator.settings import SettingsError, settings_from_env
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack: the way to see what a stuck reconcile waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     env = dict(os.environ)
     if args.kafka_bootstrap:
         env["COINFEED_OPERATOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap

@@ -9,15 +9,36 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from coinfeed.kafka import make_admin
 from coinfeed.operator.desired import DesiredTopic
 from coinfeed.operator.topicplan import ObservedTopic, TopicPlan, plan_topics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def call_with_deadline(fn: Callable[[], T], seconds: float) -> T:
+    """Run ``fn`` on a daemon thread and wait at most ``seconds``: a Kafka client waiting on dead
+    brokers must not hold the reconcile (and its lock) forever."""
+    fut: Future[T] = Future()
+
+    def target() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    threading.Thread(target=target, name="kafka-call", daemon=True).start()
+    try:
+        return fut.result(timeout=seconds)
+    except FutureTimeout:
+        raise TimeoutError(f"no answer from Kafka within {seconds:.0f}s") from None
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -46,6 +67,7 @@ class KafkaTopics:
     def __init__(self, bootstrap: str, timeout_seconds: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.timeout_ms = int(timeout_seconds * 1000)
+        self.deadline = 2 * timeout_seconds
         self._lock = threading.Lock()
         self._admin: Any = None
 
@@ -63,10 +85,15 @@ class KafkaTopics:
     def _reset(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
-            try:
-                admin.close()
-            except Exception:  # closing a broken client must not hide the first error
-                log.debug("closing the Kafka admin client failed", exc_info=True)
+            # Closing a client stuck on dead brokers can block too: do it on the side.
+            threading.Thread(target=self._close_quietly, args=(admin,), daemon=True).start()
+
+    @staticmethod
+    def _close_quietly(admin: Any) -> None:
+        try:
+            admin.close()
+        except Exception:  # closing a broken client must not hide the first error
+            log.debug("closing the Kafka admin client failed", exc_info=True)
 
     def close(self) -> None:
         with self._lock:
@@ -122,12 +149,12 @@ class KafkaTopics:
         names = [t.name for t in desired]
         with self._lock:
             try:
-                before = self._observe(names)
+                before = call_with_deadline(lambda: self._observe(names), self.deadline)
                 plan = plan_topics(desired, before.topics, before.live_brokers)
                 if plan.empty:
                     return plan, before
-                self._execute(plan)
-                return plan, self._observe(names)
+                call_with_deadline(lambda: self._execute(plan), self.deadline)
+                return plan, call_with_deadline(lambda: self._observe(names), self.deadline)
             except Exception as exc:
                 self._reset()
                 raise KafkaUnavailableError(f"{type(exc).__name__}: {exc}") from exc
@@ -136,9 +163,14 @@ class KafkaTopics:
         """Delete the topics that exist; returns those deleted."""
         with self._lock:
             try:
-                existing = list(self._observe(names).topics)
+                existing = list(
+                    call_with_deadline(lambda: self._observe(names), self.deadline).topics
+                )
                 if existing:
-                    self._client().delete_topics(existing, timeout_ms=self.timeout_ms)
+                    call_with_deadline(
+                        lambda: self._client().delete_topics(existing, timeout_ms=self.timeout_ms),
+                        self.deadline,
+                    )
                 return existing
             except Exception as exc:
                 self._reset()
