@@ -381,3 +381,20 @@ def test_replication_factor_above_live_brokers_is_not_supported(
     )  # type: ignore[index]
     assert _topic_state(kafka_cluster.bootstrap, [f"coinfeed.{coin}.prices"]) == {}
     assert json.dumps(feed).count("NotSupported") >= 2
+
+
+def test_kubectl_explain_reads_well(admin: Path) -> None:
+    # The CRD's OpenAPI document is published a few seconds after the CRD is established.
+    spec = wait_for(
+        "kubectl explain",
+        lambda: (
+            (p := kubectl(admin, "explain", "coinfeed.spec", check=False)).returncode == 0
+            and p.stdout
+        ),
+        timeout=60,
+    )
+    for field in ("coin", "prices", "tweets", "topics", "aggregation", "deletionPolicy", "suspend"):
+        assert f"\n  {field}\t" in spec, spec
+    assert "Retain keeps them" in " ".join(spec.split())
+    partitions = kubectl(admin, "explain", "cf.spec.topics.partitions").stdout
+    assert "Can only grow" in " ".join(partitions.split())
