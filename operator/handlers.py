@@ -55,7 +55,11 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
 
 
 def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Reconcile one CoinFeed; returns the status fields that changed (empty: nothing to write)."""
+    """Reconcile one CoinFeed and write the status fields that changed; returns them.
+
+    The status is written here, under the feed's lock, rather than through kopf's deferred patch:
+    a producer turning available meanwhile is then always seen by :func:`refresh_producers`.
+    """
     meta = body["metadata"]
     with ctx.lock(meta["namespace"], meta["name"]):
         started = time.perf_counter()
@@ -80,7 +84,10 @@ def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
             time.perf_counter() - started,
             _is_ready(outcome.status),
         )
-        return {k: v for k, v in outcome.status.items() if old.get(k) != v}
+        changed = {k: v for k, v in outcome.status.items() if old.get(k) != v}
+        if changed:
+            ctx.kube.patch_feed_status(meta["namespace"], meta["name"], changed)
+        return changed
 
 
 def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
@@ -151,9 +158,7 @@ class DriftLoop:
                 if meta.get("deletionTimestamp"):
                     continue
                 try:
-                    changed = reconcile_body(self.ctx, feed)
-                    if changed:
-                        self.ctx.kube.patch_feed_status(meta["namespace"], meta["name"], changed)
+                    reconcile_body(self.ctx, feed)
                 except Exception:
                     log.warning(
                         "drift check of %s/%s failed",
@@ -168,9 +173,8 @@ class DriftLoop:
 
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
-    def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        for key, value in reconcile_body(ctx, body).items():
-            patch.status[key] = value
+    def reconcile(body: kopf.Body, **_: Any) -> None:
+        reconcile_body(ctx, body)
 
     kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
     kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
