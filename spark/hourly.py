@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not backfill missing hours, only the requested ones",
     )
     p.add_argument(
-        "--master", default=None, help="Spark master (default: spark-submit's, else local[*])"
+        "--master",
+        default=None,
+        help="Spark master (default: spark-submit's, else local[*] on loopback)",
     )
     p.add_argument(
         "--shuffle-partitions", type=int, default=4, help="spark.sql.shuffle.partitions (default 4)"
@@ -298,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     from coinfeed.spark.session import build_session, spark_conf
     from coinfeed.spark.summary import failure_registry, push, success_registry
 
+    # Under spark-submit the master comes from its flags; run directly, Spark stays in this
+    # process (local mode, loopback only).
+    master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
     conf = spark_conf(
-        master=args.master,
+        master=master,
         shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
     )
