@@ -22,10 +22,13 @@ PRICE_MODE: Final = "COINFEED_PRICE_MODE"  # ticker|ohlcv
 POLL_INTERVAL_SECONDS: Final = "COINFEED_POLL_INTERVAL_SECONDS"
 EXCHANGE_API_KEY: Final = "COINFEED_EXCHANGE_API_KEY"  # optional, from a Secret
 EXCHANGE_API_SECRET: Final = "COINFEED_EXCHANGE_API_SECRET"  # optional, from a Secret
+EXCHANGE_API_URL: Final = "COINFEED_EXCHANGE_API_URL"  # override ccxt's API base (proxies, tests)
+COINGECKO_BASE_URL: Final = "COINFEED_COINGECKO_BASE_URL"  # default https://api.coingecko.com
 
 # tweets
 TWEET_SOURCE: Final = "COINFEED_TWEET_SOURCE"  # x-api|replay
 TWEET_KEYWORDS: Final = "COINFEED_TWEET_KEYWORDS"  # comma-separated
+TWEET_MODE: Final = "COINFEED_TWEET_MODE"  # search (recent search, any tier)|stream (filtered stream)
 TWEET_LANGUAGES: Final = "COINFEED_TWEET_LANGUAGES"  # comma-separated, e.g. en,es
 X_BEARER_TOKEN: Final = "COINFEED_X_BEARER_TOKEN"
 X_BEARER_TOKEN_FILE: Final = "COINFEED_X_BEARER_TOKEN_FILE"

@@ -13,10 +13,9 @@ from coinfeed import producer_env as env_names
 from coinfeed.producers.retry import RetryPolicy
 from coinfeed.topics import TopicKind, normalize_coin
 
-# Not (yet) in coinfeed.producer_env: flags first; these env names are the producer's own.
-COINGECKO_BASE_URL_ENV = "COINFEED_COINGECKO_BASE_URL"
-EXCHANGE_API_URL_ENV = "COINFEED_EXCHANGE_API_URL"
-TWEET_MODE_ENV = "COINFEED_TWEET_MODE"
+COINGECKO_BASE_URL_ENV = env_names.COINGECKO_BASE_URL
+EXCHANGE_API_URL_ENV = env_names.EXCHANGE_API_URL
+TWEET_MODE_ENV = env_names.TWEET_MODE
 
 
 @dataclass(frozen=True)
