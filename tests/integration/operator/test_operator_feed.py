@@ -398,3 +398,40 @@ def test_kubectl_explain_reads_well(admin: Path) -> None:
     assert "Retain keeps them" in " ".join(spec.split())
     partitions = kubectl(admin, "explain", "cf.spec.topics.partitions").stdout
     assert "Can only grow" in " ".join(partitions.split())
+
+
+def test_suspend_and_disabling_tweets_follow_the_spec(
+    admin: Path, kube_namespace: str, kafka_cluster: Any, start_operator: OperatorFactory, coin: str
+) -> None:
+    ns = kube_namespace
+    start_operator(ns, kafka_cluster.bootstrap)
+    kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin))
+    _ready(admin, ns)
+
+    kubectl(
+        admin, "patch", "cf", "btc", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    feed = wait_for(
+        "Ready=False Suspended", _status_is(admin, ns, "Ready", "False", reason="Suspended")
+    )
+    assert feed["status"]["observedGeneration"] == feed["metadata"]["generation"]
+    assert get_json(admin, "deployment", "btc-prices", "-n", ns)["spec"]["replicas"] == 0
+    assert get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["suspend"] is True
+
+    kubectl(
+        admin,
+        "patch",
+        "cf",
+        "btc",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false,"tweets":{"enabled":false}}}',
+    )
+    wait_for(
+        "tweets Deployment removed",
+        lambda: get_json(admin, "deployment", "btc-tweets", "-n", ns) is None,
+    )
+    assert get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["suspend"] is False
+    _ready(admin, ns)

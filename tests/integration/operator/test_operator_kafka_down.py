@@ -34,7 +34,7 @@ def test_kafka_down_then_back(
 ) -> None:
     cluster = kafka_cluster_factory()
     ns = kube_namespace
-    start_operator(ns, cluster.bootstrap, drift_interval=1.0, delete_timeout=10.0)
+    op = start_operator(ns, cluster.bootstrap, drift_interval=1.0, delete_timeout=10.0)
     _apply(admin, ns, "keep", coin + "k", "Retain")
     _apply(admin, ns, "drop", coin + "d", "Delete")
     for name in ("keep", "drop"):
@@ -62,6 +62,8 @@ def test_kafka_down_then_back(
     )
     assert down["status"] == "False" and cluster.bootstrap.split(",")[0] in down["message"]
     assert _cond(admin, ns, "keep", "Ready")["status"] == "False"  # type: ignore[index]
+    assert 'coinfeed_operator_reconcile_errors_total{reason="KafkaUnavailable"}' in op.metrics()
+    assert 'coinfeed_operator_feeds{ready="false"} 2.0' in op.metrics()
 
     # Delete policy with Kafka gone: retried for --delete-timeout, then the finalizer is released.
     kubectl(admin, "delete", "cf", "drop", "-n", ns, "--wait=false")
