@@ -100,7 +100,13 @@ def main(argv: list[str]) -> int:
 
     from coinfeed import logs
     from coinfeed.metrics import HealthServer, new_registry
-    from coinfeed.operator.handlers import FINALIZER, Context, DriftLoop, register
+    from coinfeed.operator.handlers import (
+        FINALIZER,
+        Context,
+        DriftLoop,
+        register,
+        release_finalizers,
+    )
     from coinfeed.operator.kafka_apply import KafkaTopics
     from coinfeed.operator.kube_apply import Kube
     from coinfeed.operator.opmetrics import OperatorMetrics
@@ -156,6 +162,11 @@ def main(argv: list[str]) -> int:
         )
     finally:
         drift.stop()
+        released = release_finalizers(ctx, namespaces or None)
+        if released:
+            log.warning(
+                "released CoinFeeds being deleted; their topics are kept", extra={"feeds": released}
+            )
         kafka.close()
         health.stop()
     return 0

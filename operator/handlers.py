@@ -123,6 +123,48 @@ def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
                 ctx.kube.post_event(feed, "Warning", c["reason"], f"{c['type']}: {c['message']}")
 
 
+def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[str]:
+    """On shutdown: let CoinFeeds that are being deleted go, topics kept.
+
+    A feed waiting for its topics to be deleted would otherwise wait for an operator that may
+    never come back (uninstalled, or its namespace deleted with it), and so would its namespace.
+    """
+    released = []
+    for ns in list(namespaces) if namespaces else [None]:
+        try:
+            feeds = ctx.kube.list_feeds(ns)
+        except Exception:
+            log.warning(
+                "shutdown: listing CoinFeeds in %s failed", ns or "all namespaces", exc_info=True
+            )
+            continue
+        for feed in feeds:
+            meta = feed["metadata"]
+            finalizers = list(meta.get("finalizers") or [])
+            if not meta.get("deletionTimestamp") or FINALIZER not in finalizers:
+                continue
+            try:
+                ctx.kube.set_feed_finalizers(
+                    meta["namespace"], meta["name"], [f for f in finalizers if f != FINALIZER]
+                )
+            except Exception:
+                log.warning(
+                    "shutdown: releasing %s/%s failed",
+                    meta["namespace"],
+                    meta["name"],
+                    exc_info=True,
+                )
+                continue
+            ctx.kube.post_event(
+                feed,
+                "Warning",
+                "TopicsKept",
+                "operator stopping before the topics were deleted; they are kept",
+            )
+            released.append(f"{meta['namespace']}/{meta['name']}")
+    return released
+
+
 class DriftLoop:
     """Every ``interval`` seconds, reconcile every CoinFeed in the watched namespaces."""
 

@@ -179,6 +179,18 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
+    def set_feed_finalizers(self, namespace: str, name: str, finalizers: list[str]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"metadata": {"finalizers": finalizers or None}},
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+
     def patch_feed_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP,

@@ -435,3 +435,26 @@ def test_suspend_and_disabling_tweets_follow_the_spec(
     )
     assert get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["suspend"] is False
     _ready(admin, ns)
+
+
+def test_operator_shutdown_never_leaves_a_deleting_feed_stuck(
+    admin: Path, kube_namespace: str, start_operator: OperatorFactory, coin: str
+) -> None:
+    from tests.support.ports import free_port
+
+    ns = kube_namespace
+    dead_kafka = f"127.0.0.1:{free_port()}"  # nothing listens: topic deletion can only retry
+    op = start_operator(ns, dead_kafka, delete_timeout=600.0)
+    kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin, deletionPolicy="Delete"))
+    wait_for("finalizer", lambda: (f := _feed(admin, ns)) and f["metadata"].get("finalizers"))
+    kubectl(admin, "delete", "cf", "btc", "-n", ns, "--wait=false")
+    wait_for(
+        "deletion pending on Kafka",
+        lambda: get_json(
+            admin, "events", "-n", ns, "--field-selector", "reason=TopicDeletionPending"
+        )["items"],
+        timeout=60,
+    )
+    assert _feed(admin, ns) is not None  # still held: Kafka cannot be asked
+    op.stop()
+    wait_for("feed released when the operator stops", lambda: _feed(admin, ns) is None, timeout=30)
