@@ -210,16 +210,12 @@ def process_coin(
         run.rows_read[kind] = checked.where(arrival.isin([F.lit(h) for h in hours])).count()
         stage(f"read_validate_{kind}")
         parsed = split(checked, kind)
-        on_time = keep(on_time_records(parsed, kind, hours, grace))
+        # Not persisted: ``checked`` is, so counting these re-runs only from_json and filters.
+        on_time = on_time_records(parsed, kind, hours, grace)
         unique = deduplicate(on_time, kind)
         if kind == "tweets":
             unique = with_sentiment(unique)
-        deduped[kind] = keep(
-            unique.drop("hour_start").withColumn(
-                "hour_start",
-                F.date_trunc("hour", F.col("created_at" if kind == "tweets" else "ts")),
-            )
-        )
+        deduped[kind] = keep(unique)
         run.duplicates[kind] = on_time.count() - deduped[kind].count()
         stage("dedup_sentiment_tweets" if kind == "tweets" else "dedup_prices")
         quarantine_parts.append(quarantined(parsed, kind, hours, grace))
