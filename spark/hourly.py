@@ -250,11 +250,17 @@ def process_coin(
         lake.QUARANTINE: run.quarantined,
         lake.HOURLY: hourly.count(),
     }
-    newest = hourly.orderBy(F.col("hour_start").desc()).limit(1).collect()
+    # Epoch seconds, not the timestamp: collect() renders timestamps in this process's local zone.
+    newest = (
+        hourly.withColumn("_epoch", F.unix_timestamp("hour_start"))
+        .orderBy(F.col("hour_start").desc())
+        .limit(1)
+        .collect()
+    )
     if newest:
         r = newest[0]
         run.latest = LatestHour(
-            hour_start=r.hour_start.replace(tzinfo=UTC),
+            hour_start=datetime.fromtimestamp(r._epoch, UTC),
             close=r.close,
             log_return=r.log_return,
             realized_volatility=r.realized_volatility,
