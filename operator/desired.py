@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from coinfeed import job_env as jenv
 from coinfeed import producer_env as penv
 from coinfeed.operator.settings import OperatorSettings
 from coinfeed.operator.spec import FeedSpec, parse_spec
@@ -264,7 +265,47 @@ def hourly_command(spec: FeedSpec, settings: OperatorSettings) -> list[str]:
     ]
     if settings.pushgateway:
         cmd += ["--pushgateway", settings.pushgateway]
+    if settings.spark_master:
+        cmd += ["--master", settings.spark_master]
     return cmd
+
+
+def spark_on_kubernetes(settings: OperatorSettings) -> bool:
+    """The job pod is a Spark driver starting executor pods (it needs its ServiceAccount token)."""
+    return settings.spark_master.startswith("k8s://")
+
+
+def _field_env(name: str, field_path: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def hourly_env(settings: OperatorSettings) -> list[Obj]:
+    """The job's environment (names from ``coinfeed.job_env``); S3 keys only by secretKeyRef."""
+    # Spark writes scratch files and its Ivy cache under HOME and /tmp.
+    plain = {"HOME": "/tmp", "SPARK_LOCAL_DIRS": "/tmp", jenv.S3_ENDPOINT: settings.s3_endpoint}
+    k8s = spark_on_kubernetes(settings)
+    if k8s:
+        plain[jenv.K8S_IMAGE] = settings.spark_image
+        plain[jenv.S3_SECRET] = settings.s3_secret  # a name, so executors can reference it
+        if settings.lake_pvc:
+            plain[jenv.LAKE_PVC] = settings.lake_pvc
+            plain[jenv.LAKE_PATH] = settings.lake
+    env = _env(plain)
+    if settings.s3_secret:
+        env += [
+            {
+                "name": var,
+                "valueFrom": {"secretKeyRef": {"name": settings.s3_secret, "key": var}},
+            }
+            for var in (jenv.AWS_ACCESS_KEY_ID, jenv.AWS_SECRET_ACCESS_KEY)
+        ]
+    if k8s:
+        env += [
+            _field_env(jenv.POD_NAME, "metadata.name"),
+            _field_env(jenv.POD_NAMESPACE, "metadata.namespace"),
+            _field_env(jenv.POD_IP, "status.podIP"),
+        ]
+    return env
 
 
 def hourly_cronjob(
@@ -279,7 +320,8 @@ def hourly_cronjob(
         mounts.append({"name": "lake", "mountPath": settings.lake})
     pod_spec: Obj = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
+        # Only a driver on Kubernetes talks to the API server (to start its executors).
+        "automountServiceAccountToken": spark_on_kubernetes(settings),
         "securityContext": pod_security_context(),
         "containers": [
             {
@@ -287,8 +329,7 @@ def hourly_cronjob(
                 "image": settings.spark_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": hourly_command(spec, settings),
-                # Spark writes scratch files and its Ivy cache under HOME and /tmp.
-                "env": _env({"HOME": "/tmp", "SPARK_LOCAL_DIRS": "/tmp"}),
+                "env": hourly_env(settings),
                 "resources": settings.spark_resources.as_k8s(),
                 "securityContext": container_security_context(),
                 "volumeMounts": mounts,
@@ -296,8 +337,8 @@ def hourly_cronjob(
         ],
         "volumes": volumes,
     }
-    if settings.service_account:
-        pod_spec["serviceAccountName"] = settings.service_account
+    if settings.spark_service_account:
+        pod_spec["serviceAccountName"] = settings.spark_service_account
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -45,7 +45,13 @@ class OperatorSettings:
     producer_metrics_port: int = 9400
     producer_resources: Resources = field(default_factory=Resources)
     spark_resources: Resources = field(default_factory=lambda: Resources("500m", "1Gi", "2", "2Gi"))
-    service_account: str = ""  # ServiceAccount of the producer and Spark pods ("" = default)
+    service_account: str = ""  # ServiceAccount of the producer pods ("" = namespace default)
+    spark_service_account: str = ""  # ServiceAccount of the hourly job's pods ("" = default)
+    # "" = Spark in local mode inside the CronJob pod; k8s://https://kubernetes.default.svc =
+    # the pod is the driver and starts executor pods (only then is its token mounted).
+    spark_master: str = ""
+    s3_endpoint: str = ""  # S3-compatible endpoint of an s3a:// lake ("" = AWS)
+    s3_secret: str = ""  # existing Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY keys
     drift_interval_seconds: float = 30.0
     kafka_timeout_seconds: float = 10.0
     x_api_base_url: str = ""  # producers' X API base URL override (tests, proxies)
@@ -62,6 +68,10 @@ _STR_FIELDS = {
     "lake",
     "lake_pvc",
     "service_account",
+    "spark_service_account",
+    "spark_master",
+    "s3_endpoint",
+    "s3_secret",
     "x_api_base_url",
 }
 
@@ -101,6 +111,12 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         raise SettingsError(
             f"{env_name('image_pull_policy')}={values['image_pull_policy']!r}: "
             "expected Always, IfNotPresent or Never"
+        )
+    master = str(values.get("spark_master", ""))
+    if master and not master.startswith(("local", "k8s://")):
+        raise SettingsError(
+            f"{env_name('spark_master')}={master!r}: expected empty (local mode), local[N] "
+            "or k8s://https://<api-server>"
         )
     settings = OperatorSettings(**values)  # type: ignore[arg-type]
     if not settings.kafka_bootstrap.strip():

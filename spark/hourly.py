@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from coinfeed.spark.lake import existing_hours
-    from coinfeed.spark.session import build_session, spark_conf
+    from coinfeed.spark.session import build_session, env_conf, spark_conf
     from coinfeed.spark.summary import failure_registry, push, success_registry
 
     # Under spark-submit the master comes from its flags; run directly, Spark stays in this
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         master=master,
         shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
+        extra=env_conf(os.environ, master),
     )
     spark = build_session("coinfeed-hourly", conf)
     failed = False

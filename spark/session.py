@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coinfeed import job_env as jenv
 from coinfeed.paths import spark_kafka_jars
 
 
@@ -43,6 +44,45 @@ def spark_conf(
             conf["spark.driver.host"] = "127.0.0.1"
             conf["spark.driver.bindAddress"] = "127.0.0.1"
     conf.update(extra or {})
+    return conf
+
+
+def env_conf(env: Mapping[str, str], master: str | None) -> dict[str, str]:
+    """Spark settings from the job's environment (``coinfeed.job_env``, set by the operator).
+
+    Never a secret value: S3 keys stay in ``AWS_*`` env vars that S3A's default credential chain
+    reads; executor pods get them by ``secretKeyRef`` to the Secret's name.
+    """
+    conf: dict[str, str] = {}
+    endpoint = env.get(jenv.S3_ENDPOINT, "")
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        # S3-compatible stores (MinIO) serve buckets by path, not by virtual host name.
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        if endpoint.startswith("http://"):
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    if not (master or "").startswith("k8s://"):
+        return conf
+    secret = env.get(jenv.S3_SECRET, "")
+    if secret:
+        for var in (jenv.AWS_ACCESS_KEY_ID, jenv.AWS_SECRET_ACCESS_KEY):
+            conf[f"spark.kubernetes.executor.secretKeyRef.{var}"] = f"{secret}:{var}"
+    pod_ip = env.get(jenv.POD_IP, "")
+    if pod_ip:
+        # Executors reach the driver by pod IP: a pod name has no DNS record.
+        conf["spark.driver.host"] = pod_ip
+        conf["spark.driver.bindAddress"] = "0.0.0.0"
+    named = {
+        jenv.K8S_IMAGE: "spark.kubernetes.container.image",
+        jenv.POD_NAMESPACE: "spark.kubernetes.namespace",
+        jenv.POD_NAME: "spark.kubernetes.driver.pod.name",
+    }
+    conf.update({key: env[var] for var, key in named.items() if env.get(var)})
+    pvc, path = env.get(jenv.LAKE_PVC, ""), env.get(jenv.LAKE_PATH, "")
+    if pvc and path:
+        prefix = "spark.kubernetes.executor.volumes.persistentVolumeClaim.lake"
+        conf[f"{prefix}.options.claimName"] = pvc
+        conf[f"{prefix}.mount.path"] = path
     return conf
 
 

@@ -108,6 +108,13 @@ operator hands to producers and jobs name this release's Services, and say which
 {{- fail (printf "operator.pushgateway.address is %q but this release's Pushgateway is %s: set operator.pushgateway.address=%s" $addr $want $want) -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.spark.serviceAccount.create -}}
+{{- $sa := include "coinfeed.sparkServiceAccount" . -}}
+{{- $have := (($op.spark | default dict).serviceAccountName) | default "" -}}
+{{- if ne $have $sa -}}
+{{- fail (printf "operator.spark.serviceAccountName is %q but this release's Spark ServiceAccount is %s: set operator.spark.serviceAccountName=%s" $have $sa $sa) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq .Values.lake.mode "pvc" -}}
 {{- $claim := include "coinfeed.lakeClaim" . -}}
 {{- if ne ($op.lake.persistentVolumeClaim | default "") $claim -}}
@@ -116,6 +123,14 @@ operator hands to producers and jobs name this release's Services, and say which
 {{- else -}}
 {{- if ne ($op.lake.path | default "") .Values.lake.s3.uri -}}
 {{- fail (printf "lake.mode is s3 but operator.lake.path is %q: set operator.lake.path=%s (and operator.lake.persistentVolumeClaim=\"\")" ($op.lake.path | default "") .Values.lake.s3.uri) -}}
+{{- end -}}
+{{- $s3 := $op.lake.s3 | default dict -}}
+{{- range $key := list "endpoint" "existingSecret" -}}
+{{- $want := (index $.Values.lake.s3 $key) | default "" -}}
+{{- $have := (index $s3 $key) | default "" -}}
+{{- if ne $have $want -}}
+{{- fail (printf "lake.s3.%s is %q but operator.lake.s3.%s is %q: set operator.lake.s3.%s=%s" $key $want $key $have $key $want) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -350,6 +350,23 @@ def test_start_script_refuses_a_hostname_without_ordinal(helm: Helm, tmp_path: P
             ["operator.lake.persistentVolumeClaim=other"],
             ["set operator.lake.persistentVolumeClaim=coinfeed-lake"],
         ),
+        (
+            "coinfeed",
+            ["operator.spark.serviceAccountName=default"],
+            ["set operator.spark.serviceAccountName=coinfeed-spark"],
+        ),
+        (
+            "coinfeed",
+            [
+                "lake.mode=s3",
+                "lake.s3.uri=s3a://bkt/lake",
+                "lake.s3.existingSecret=lake-keys",
+                "operator.lake.path=s3a://bkt/lake",
+                "operator.lake.persistentVolumeClaim=",
+            ],
+            ["set operator.lake.s3.existingSecret=lake-keys"],
+        ),
+        ("coinfeed", ["operator.spark.master=yarn"], ["/spark/master"]),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_value(
@@ -523,6 +540,39 @@ def test_lake_pvc_or_s3(helm: Helm) -> None:
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     s3 = helm.template("coinfeed", values=["ci/kraft-s3-values.yaml"])
     assert not list(by_kind(s3, "PersistentVolumeClaim"))
+
+
+def test_default_install_runs_the_hourly_job_as_the_spark_account(helm: Helm) -> None:
+    """Umbrella values -> operator settings ConfigMap -> the CronJob the operator builds."""
+    from coinfeed import job_env as jenv
+    from coinfeed.operator.desired import hourly_cronjob
+    from coinfeed.operator.settings import settings_from_env
+    from coinfeed.operator.spec import parse_spec
+
+    spec = parse_spec({"coin": "btc", "prices": {"source": "binance", "pair": "BTC/USDT"}})
+
+    def job_pod(objs: Sequence[Obj]) -> Obj:
+        (cm,) = [
+            c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("-settings")
+        ]
+        settings = settings_from_env(cm["data"])
+        cron = hourly_cronjob("btc", "feeds", "uid", spec, settings)
+        pod: Obj = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return pod
+
+    objs = helm.template("coinfeed", namespace="feeds")
+    find(objs, "ServiceAccount", "coinfeed-spark")
+    pod = job_pod(objs)
+    assert pod["serviceAccountName"] == "coinfeed-spark"
+    assert pod["automountServiceAccountToken"] is False  # local mode by default
+
+    s3 = job_pod(helm.template("coinfeed", values=["ci/kraft-s3-values.yaml"]))
+    env = {e["name"]: e for e in s3["containers"][0]["env"]}
+    assert env[jenv.S3_ENDPOINT]["value"] == "http://minio.storage.svc:9000"
+    assert env[jenv.AWS_ACCESS_KEY_ID]["valueFrom"]["secretKeyRef"] == {
+        "name": "coinfeed-lake-s3",
+        "key": jenv.AWS_ACCESS_KEY_ID,
+    }
 
 
 # --- values.yaml documented, schema strict -------------------------------------------------------

@@ -1,0 +1,26 @@
+"""The hourly Spark job's environment: the contract between the operator (which writes it into the
+CronJob) and ``coinfeed.spark.session`` (which turns it into Spark settings).
+
+Secrets are never values here: the S3 keys reach the pod as ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY`` through ``valueFrom.secretKeyRef`` (S3A's default credential chain reads
+them), and executors get the same ``secretKeyRef`` from the Secret's *name* in ``S3_SECRET``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Lake in S3 (s3a://...).
+S3_ENDPOINT: Final = "COINFEED_S3_ENDPOINT"  # S3-compatible endpoint (MinIO); unset = AWS
+S3_SECRET: Final = "COINFEED_S3_SECRET"  # name of the Secret holding the two keys below
+AWS_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"  # key in that Secret, and the env var name
+AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"  # key in that Secret, and the env var name
+
+# Spark on Kubernetes (master k8s://...): the driver runs in the CronJob pod (client mode) and
+# starts executor pods next to it.
+K8S_IMAGE: Final = "COINFEED_SPARK_K8S_IMAGE"  # executor image (the job's own image)
+POD_NAME: Final = "COINFEED_POD_NAME"  # driver pod: owner of the executors (garbage-collected)
+POD_NAMESPACE: Final = "COINFEED_POD_NAMESPACE"  # where executors start
+POD_IP: Final = "COINFEED_POD_IP"  # address executors connect back to
+LAKE_PVC: Final = "COINFEED_SPARK_LAKE_PVC"  # lake PVC, mounted into executors too
+LAKE_PATH: Final = "COINFEED_SPARK_LAKE_PATH"  # its mount path
