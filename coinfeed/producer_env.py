@@ -28,7 +28,9 @@ COINGECKO_BASE_URL: Final = "COINFEED_COINGECKO_BASE_URL"  # default https://api
 # tweets
 TWEET_SOURCE: Final = "COINFEED_TWEET_SOURCE"  # x-api|replay
 TWEET_KEYWORDS: Final = "COINFEED_TWEET_KEYWORDS"  # comma-separated
-TWEET_MODE: Final = "COINFEED_TWEET_MODE"  # search (recent search, any tier)|stream (filtered stream)
+TWEET_MODE: Final = (
+    "COINFEED_TWEET_MODE"  # search (recent search, any tier)|stream (filtered stream)
+)
 TWEET_LANGUAGES: Final = "COINFEED_TWEET_LANGUAGES"  # comma-separated, e.g. en,es
 X_BEARER_TOKEN: Final = "COINFEED_X_BEARER_TOKEN"
 X_BEARER_TOKEN_FILE: Final = "COINFEED_X_BEARER_TOKEN_FILE"
