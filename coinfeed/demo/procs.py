@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+from coinfeed.devcluster.procs import is_our_process, read_pid, reap, write_pid
+
 RUN_DIR_ENV: Final = "COINFEED_DEMO_RUN_DIR"
 
 
@@ -31,20 +33,13 @@ def _pid_file(run_dir: Path, name: str) -> Path:
     return pid_dir(run_dir) / f"{name}.pid"
 
 
-def _marker(run_dir: Path) -> bytes:
-    return f"{RUN_DIR_ENV}={run_dir.resolve()}".encode()
+def _marker(run_dir: Path) -> str:
+    return f"{RUN_DIR_ENV}={run_dir.resolve()}"
 
 
 def is_ours(pid: int, run_dir: Path) -> bool:
     """Alive, not a zombie, and started by a demo in ``run_dir``."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    if stat.rpartition(")")[2].split()[:1] == ["Z"]:
-        return False
-    return _marker(run_dir) in environ.split(b"\0")
+    return is_our_process(pid, _marker(run_dir), where="environ")
 
 
 def spawn(
@@ -70,7 +65,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
-    _pid_file(run_dir, name).write_text(f"{proc.pid}\n")
+    write_pid(_pid_file(run_dir, name), proc.pid)
     return proc
 
 
@@ -78,36 +73,30 @@ def running(run_dir: Path) -> dict[str, int]:
     """name -> pid of every live process this run dir's pid files name."""
     found = {}
     for f in sorted(pid_dir(run_dir).glob("*.pid")) if pid_dir(run_dir).is_dir() else []:
-        text = f.read_text().strip()
-        if text.isdigit() and is_ours(int(text), run_dir.resolve()):
-            found[f.stem] = int(text)
+        pid = read_pid(f)
+        if pid is not None and is_ours(pid, run_dir.resolve()):
+            found[f.stem] = pid
     return found
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def stop(name: str, run_dir: Path, timeout: float = 20.0) -> bool:
     """Stop ``name`` (SIGTERM to its group, SIGKILL after ``timeout``); True if it was running."""
     run_dir = run_dir.resolve()
     f = _pid_file(run_dir, name)
-    text = f.read_text().strip() if f.is_file() else ""
-    was_running = text.isdigit() and is_ours(int(text), run_dir)
-    if was_running:
-        pid = int(text)
+    pid = read_pid(f)
+    was_running = pid is not None and is_ours(pid, run_dir)
+    if pid is not None and was_running:
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            _reap(pid)
+            reap(pid)
             if not is_ours(pid, run_dir):
                 break
             time.sleep(0.1)
         else:
             _signal_group(pid, signal.SIGKILL)
             time.sleep(0.2)
-            _reap(pid)
+            reap(pid)
     f.unlink(missing_ok=True)
     return was_running
 

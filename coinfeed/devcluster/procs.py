@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Literal
 
 
 def read_pid(path: Path) -> int | None:
@@ -26,14 +27,14 @@ def write_pid(path: Path, pid: int) -> None:
     tmp.replace(path)
 
 
-def is_our_process(pid: int, marker: str) -> bool:
-    """True when ``pid`` is alive (not a zombie) and its command line contains ``marker``.
+def is_our_process(pid: int, marker: str, where: Literal["cmdline", "environ"] = "cmdline") -> bool:
+    """True when ``pid`` is alive (not a zombie) and its command line (or environment) holds ``marker``.
 
     The marker (the run directory) guards against signalling an unrelated process that reused a
     stale pid.
     """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        found = Path(f"/proc/{pid}/{where}").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
@@ -41,7 +42,9 @@ def is_our_process(pid: int, marker: str) -> bool:
     state = stat.rpartition(")")[2].split()[:1]
     if state == ["Z"]:
         return False
-    return marker.encode() in cmdline
+    if where == "environ":
+        return marker.encode() in found.split(b"\0")
+    return marker.encode() in found
 
 
 def send_signal(pid: int, sig: signal.Signals) -> None:
