@@ -6,7 +6,9 @@ The ``*_config`` functions are pure (they decide); ``make_*`` only construct cli
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import random
+import struct
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 DEFAULT_BOOTSTRAP: Final = "localhost:9092,localhost:9093,localhost:9094"
@@ -34,6 +36,77 @@ CONSUMER_DEFAULTS: Final[Mapping[str, Any]] = {
     "isolation_level": "read_committed",
     "allow_auto_create_topics": False,
 }
+
+
+# --- key -> partition, exactly as Kafka's Java client (and librdkafka's murmur2_random) does ---
+_MURMUR2_SEED: Final = 0x9747B28C
+_MURMUR2_M: Final = 0x5BD1E995
+_U32: Final = 0xFFFFFFFF
+_WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2) as an unsigned 32-bit int.
+
+    Same result as kafka-python's pure-Python ``murmur2`` but about twice as fast: the 4-byte
+    words are read in one ``struct`` call instead of byte by byte (it runs once per keyed send).
+    """
+    length = len(data)
+    h = _MURMUR2_SEED ^ length
+    n4 = length >> 2
+    if n4:
+        words = _WORDS.get(n4)
+        if words is None:
+            words = _WORDS[n4] = struct.Struct(f"<{n4}I").unpack_from
+        for k in words(data):
+            k = (k * _MURMUR2_M) & _U32
+            k ^= k >> 24
+            h = ((h * _MURMUR2_M) & _U32) ^ ((k * _MURMUR2_M) & _U32)
+    tail = length & 3
+    if tail:
+        base = length - tail
+        if tail == 3:
+            h ^= data[base + 2] << 16
+        if tail >= 2:
+            h ^= data[base + 1] << 8
+        h ^= data[base]
+        h = (h * _MURMUR2_M) & _U32
+    h ^= h >> 13
+    h = (h * _MURMUR2_M) & _U32
+    return h ^ (h >> 15)
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (toPositive(murmur2) % n)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _partitioner() -> Any:
+    from kafka.partitioner.abc import Partitioner
+
+    class KeyHashPartitioner(Partitioner):  # type: ignore[misc]
+        """kafka-python's DefaultPartitioner with less work per send: same partition for every
+        key (so other clients agree and per-key order holds), random for a null key."""
+
+        def partition(
+            self,
+            topic: str,
+            key: Any,
+            serialized_key: bytes | None,
+            value: Any,
+            serialized_value: bytes | None,
+            cluster: Any,
+        ) -> int:
+            partitions = cluster.partitions_for_topic(topic)
+            if not partitions:
+                raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+            if serialized_key is not None:
+                # Partition ids are 0..n-1, so index == id (Java: murmur2 % numPartitions).
+                return key_partition(serialized_key, len(partitions))
+            available = cluster.available_partitions_for_topic(topic)
+            return int(random.choice(sorted(available or partitions)))
+
+    return KeyHashPartitioner()
 
 
 def bootstrap_servers(value: str | None = None) -> list[str]:
@@ -66,7 +139,11 @@ def consumer_config(bootstrap: str | None = None, **overrides: Any) -> dict[str,
 def make_producer(bootstrap: str | None = None, **overrides: Any) -> Any:
     from kafka import KafkaProducer
 
-    return KafkaProducer(**producer_config(bootstrap, **overrides))
+    cfg = producer_config(bootstrap, **overrides)
+    # Same key -> partition mapping as kafka-python's default (tested against it and Kafka's
+    # own vectors), ~2x cheaper per send. Built here, not in PRODUCER_DEFAULTS: it is an object.
+    cfg.setdefault("partitioner", _partitioner())
+    return KafkaProducer(**cfg)
 
 
 def make_consumer(*topics: str, bootstrap: str | None = None, **overrides: Any) -> Any:

@@ -49,6 +49,22 @@ def event_ms(record: Record) -> int:
     return int(event_time(record).timestamp() * 1000)
 
 
+class _Delivery:
+    """One record's outcome handlers: one small object per send instead of two partials
+    (measured: the per-record callback registration is a visible share of the send cost)."""
+
+    __slots__ = ("record", "sink", "started")
+
+    def __init__(self, sink: KafkaSink, record: Record, started: float) -> None:
+        self.sink, self.record, self.started = sink, record, started
+
+    def acked(self, metadata: Any) -> None:
+        self.sink._on_ack(self.record, self.started, metadata)
+
+    def failed(self, exc: BaseException) -> None:
+        self.sink._on_error(self.record, exc)
+
+
 class KafkaSink:
     def __init__(
         self,
@@ -83,6 +99,8 @@ class KafkaSink:
         self._acked_counter = metrics.records.labels(coin, kind, metrics.source)
         self._latency = metrics.send_latency.labels(coin, kind)
         self._newest_gauge = metrics.newest_record.labels(coin, kind)
+        # Headers per source built once: kafka-python encodes them at send(), never keeps the list.
+        self._headers: dict[str, list[tuple[str, bytes]]] = {}
 
     # --- callbacks (kafka-python's I/O thread) ---
     def _on_ack(self, record: Record, started: float, _metadata: Any) -> None:
@@ -125,18 +143,19 @@ class KafkaSink:
     # --- main thread ---
     def send(self, record: Record) -> None:
         """Hand one record to Kafka; blocks (with backoff) while Kafka cannot take it."""
-        kwargs: dict[str, Any] = {
-            "key": record_key(record),
-            "value": record.to_json(),
-            "headers": record_headers(record),
-        }
-        if self.kafka_timestamp == "event":
-            kwargs["timestamp_ms"] = event_ms(record)
+        key = record_key(record)
+        value = record.to_json()
+        headers = self._headers.get(record.source)
+        if headers is None:
+            headers = self._headers[record.source] = record_headers(record)
+        timestamp_ms = event_ms(record) if self.kafka_timestamp == "event" else None
         attempt = 0
         while True:
             started = time.monotonic()
             try:
-                future = self.producer.send(self.topic, **kwargs)
+                future = self.producer.send(
+                    self.topic, value=value, key=key, headers=headers, timestamp_ms=timestamp_ms
+                )
                 break
             except KafkaTimeoutError as exc:
                 # Buffer full or no metadata: Kafka is not taking records. Block here so the
@@ -161,8 +180,9 @@ class KafkaSink:
             if self.in_flight == 0:
                 self._last_progress = time.monotonic()
             self.in_flight += 1
-        future.add_callback(self._on_ack, record, started)
-        future.add_errback(self._on_error, record)
+        delivery = _Delivery(self, record, started)
+        future.add_callback(delivery.acked)
+        future.add_errback(delivery.failed)
 
     @property
     def healthy(self) -> bool:

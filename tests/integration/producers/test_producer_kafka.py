@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_httpserver import HTTPServer
 
+from coinfeed.kafka import key_partition
 from coinfeed.schemas import PriceTick, Tweet, decode_record
 from coinfeed.topics import topic_name
 from tests.integration.producers.helpers import (
@@ -89,6 +90,8 @@ def test_replay_records_arrive_keyed_with_headers(kafka_cluster: Any, tmp_path: 
     assert len(price_msgs) == 120
     assert {m.key for m in price_msgs} == {coin.encode()}
     assert len({m.partition for m in price_msgs}) == 1  # keyed by coin: one partition, in order
+    # The partition every client using Kafka's murmur2 picks for that key.
+    assert price_msgs[0].partition == key_partition(coin.encode(), 3)
     assert [decode_record(PriceTick, m.value).price for m in price_msgs] == [
         p["price"] for p in prices
     ]
@@ -99,9 +102,27 @@ def test_replay_records_arrive_keyed_with_headers(kafka_cluster: Any, tmp_path: 
     for m in tweet_msgs:
         tw = decode_record(Tweet, m.value)
         assert m.key == tw.id.encode() and tw.coin == coin
+        assert m.partition == key_partition(m.key, 3)
         assert m.headers == {"schema_version": b"1", "source": b"synthetic"}
     assert {decode_record(Tweet, m.value).id for m in tweet_msgs} == {t["id"] for t in tweets}
     assert len({m.partition for m in tweet_msgs}) > 1  # keyed by id: spread over partitions
+
+
+def test_key_partition_agrees_with_librdkafka(kafka_cluster: Any) -> None:
+    """confluent-kafka's murmur2 partitioner (Java-compatible) puts every key where ours does."""
+    from confluent_kafka import Producer
+
+    coin, bootstrap = new_coin(), kafka_cluster.bootstrap
+    topic = topic_name(coin, "tweets")
+    create_topics(bootstrap, topic)
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    keys = [str(1896349829949292545 + i * 7919).encode() for i in range(200)] + [b"btc", b"eth"]
+    for key in keys:
+        producer.produce(topic, key=key, value=b"{}")
+    assert producer.flush(60) == 0
+    msgs = read_topic(bootstrap, topic)
+    assert sorted(m.key for m in msgs) == sorted(keys)
+    assert {m.key: m.partition for m in msgs} == {k: key_partition(k, 3) for k in keys}
 
 
 def test_sigterm_mid_stream_loses_nothing(kafka_cluster: Any, tmp_path: Path) -> None:
