@@ -485,8 +485,8 @@ def test_monitoring_objects_only_when_enabled(helm: Helm) -> None:
 
 def test_dashboards_as_configmaps_with_the_sidecar_label(helm: Helm) -> None:
     files = sorted((CHARTS / "coinfeed" / "dashboards").glob("*.json"))
-    if not files:
-        pytest.skip("no dashboards/*.json yet (written by the dashboards component)")
+    # The dashboards exist now: losing them must fail here, not skip.
+    assert [f.name for f in files] == ["market-sentiment.json", "pipeline-health.json"]
     maps = [
         o
         for o in helm.template("coinfeed")
