@@ -52,6 +52,18 @@ def _topic_state(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, 
         admin.close()
 
 
+def _topic_id(bootstrap: str, name: str) -> Any:
+    """The topic's id (KIP-516), None while it does not exist: a recreated topic has a new one."""
+    admin = make_admin(bootstrap)
+    try:
+        for t in admin.describe_topics([name]):
+            if t.get("error_code", 0) == 0:
+                return t["topic_id"]
+        return None
+    finally:
+        admin.close()
+
+
 def _feed(admin: Path, ns: str, name: str = "btc") -> Any:
     return get_json(admin, "coinfeed", name, "-n", ns)
 
@@ -334,9 +346,20 @@ def test_drift_recreates_children_and_topics_and_reverts_settings(
     kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin))
     _ready(admin, ns)
     old_uid = get_json(admin, "cronjob", "btc-hourly", "-n", ns)["metadata"]["uid"]
+
+    def image() -> str:
+        dep = get_json(admin, "deployment", "btc-prices", "-n", ns)
+        return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    original_image = image()
+    topic = f"coinfeed.{coin}.tweets"
+    original_topic = _topic_state(kafka_cluster.bootstrap, [topic])
+    assert original_topic == {topic: (3, 3, "86400000", "2")}
+    original_topic_id = _topic_id(kafka_cluster.bootstrap, topic)
+    assert original_topic_id is not None
+
     kubectl(admin, "delete", "cronjob", "btc-hourly", "-n", ns)
     kubectl(admin, "set", "image", "deployment/btc-prices", "producer=evil:latest", "-n", ns)
-    topic = f"coinfeed.{coin}.tweets"
     admin_client = make_admin(kafka_cluster.bootstrap)
     admin_client.delete_topics([topic])
     admin_client.close()
@@ -348,20 +371,15 @@ def test_drift_recreates_children_and_topics_and_reverts_settings(
             and c["metadata"]["uid"] != old_uid
         ),
     )
-    wait_for(
-        "image reverted",
-        lambda: (
-            get_json(admin, "deployment", "btc-prices", "-n", ns)["spec"]["template"]["spec"][
-                "containers"
-            ][0]["image"]
-            != "evil:latest"
-        ),
-    )
+    # Reverted to what the operator wrote, not merely changed again.
+    wait_for("image reverted", lambda: image() == original_image)
+    # Recreated with the spec's partitions, replication and settings, not broker defaults.
     wait_for(
         "topic recreated",
-        lambda: topic in _topic_state(kafka_cluster.bootstrap, [topic]),
+        lambda: _topic_id(kafka_cluster.bootstrap, topic) not in (None, original_topic_id),
         timeout=60,
     )
+    assert _topic_state(kafka_cluster.bootstrap, [topic]) == original_topic
 
 
 def test_replication_factor_above_live_brokers_is_not_supported(
