@@ -49,6 +49,12 @@ def event_ms(record: Record) -> int:
     return int(event_time(record).timestamp() * 1000)
 
 
+def keep_for_retry(buffered: int, max_buffered: int) -> bool:
+    """A record whose delivery failed is kept for re-sending while the retry buffer (now holding
+    ``buffered``) has room; otherwise it is dropped with reason ``buffer_full`` (counted, logged)."""
+    return buffered < max_buffered
+
+
 class _Delivery:
     """One record's outcome handlers: one small object per send instead of two partials
     (measured: the per-record callback registration is a visible share of the send cost)."""
@@ -121,7 +127,7 @@ class KafkaSink:
         with self._lock:
             self.in_flight -= 1
             self._ok = False
-            if len(self._failed) < self.max_buffered:
+            if keep_for_retry(len(self._failed), self.max_buffered):
                 self._failed.append(record)
                 return
         self._drop(record, "buffer_full", exc)
