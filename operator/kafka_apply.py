@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -68,6 +69,7 @@ class KafkaTopics:
         self.bootstrap = bootstrap
         self.timeout_ms = int(timeout_seconds * 1000)
         self.deadline = 2 * timeout_seconds
+        self.settle_seconds = timeout_seconds / 2
         self._lock = threading.Lock()
         self._admin: Any = None
 
@@ -144,6 +146,24 @@ class KafkaTopics:
                 incremental=True,
             )
 
+    def _observe_settled(
+        self, desired: Sequence[DesiredTopic], names: Sequence[str]
+    ) -> Observation:
+        """Observe after a change, waiting briefly until the brokers' metadata shows it.
+
+        Metadata propagates to every broker asynchronously: read at once after create_partitions
+        it may still show the old count, and the status would say "not ready" until the next
+        drift check. Bounded by ``settle_seconds``; what is still pending after that is reported.
+        """
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            after = call_with_deadline(lambda: self._observe(names), self.deadline)
+            if plan_topics(desired, after.topics, after.live_brokers).empty:
+                return after
+            if time.monotonic() >= deadline:
+                return after
+            time.sleep(0.25)
+
     def reconcile(self, desired: Sequence[DesiredTopic]) -> tuple[TopicPlan, Observation]:
         """Plan and apply; returns the plan and the observation after applying it."""
         names = [t.name for t in desired]
@@ -154,7 +174,7 @@ class KafkaTopics:
                 if plan.empty:
                     return plan, before
                 call_with_deadline(lambda: self._execute(plan), self.deadline)
-                return plan, call_with_deadline(lambda: self._observe(names), self.deadline)
+                return plan, self._observe_settled(desired, names)
             except Exception as exc:
                 self._reset()
                 raise KafkaUnavailableError(f"{type(exc).__name__}: {exc}") from exc
