@@ -75,18 +75,24 @@ def build_source(settings: Settings, metrics: ProducerMetrics, sleep: Sleep) -> 
     )
 
 
+def new_producer(settings: Settings) -> Any:
+    """One Kafka producer; raises while Kafka does not answer. Also the sink's factory for
+    replacing a wedged producer."""
+    # Short bootstrap attempts: the callers retry (with backoff, logged, not ready).
+    return make_producer(
+        settings.bootstrap,
+        max_block_ms=settings.max_block_ms,
+        bootstrap_timeout_ms=5_000,
+        reconnect_backoff_max_ms=5_000,
+    )
+
+
 def connect_kafka(settings: Settings, stop: threading.Event) -> Any | None:
     """A Kafka producer, retried with backoff until Kafka answers; None if stopped meanwhile."""
     attempt = 0
     while not stop.is_set():
         try:
-            # Short bootstrap attempts: our own loop retries (with backoff, logged, not ready).
-            return make_producer(
-                settings.bootstrap,
-                max_block_ms=settings.max_block_ms,
-                bootstrap_timeout_ms=5_000,
-                reconnect_backoff_max_ms=5_000,
-            )
+            return new_producer(settings)
         except Exception as exc:  # NoBrokersAvailable, connection errors: keep trying
             delay = settings.policy.backoff(attempt)
             log.warning(
@@ -162,6 +168,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
             s.max_buffered,
             kafka_timestamp=s.kafka_timestamp,  # type: ignore[arg-type]
             stall_seconds=s.kafka_stall_seconds,
+            producer_factory=lambda: new_producer(s),
         )
         _start_shutdown_watchdog(stop, sink, s.shutdown_timeout)
         if s.kind == "tweets" and s.source == "x-api" and s.tweet_mode == "search":

@@ -3,6 +3,17 @@
 Kafka down mid-run: ``send`` blocks and retries (the source is not read meanwhile); records that
 fail after kafka-python's own retries go to a bounded retry buffer. Anything that must be dropped
 is counted in PRODUCER_RECORDS_DROPPED and logged: never silent.
+
+A wedged client is replaced: kafka-python 3.0.12's idempotent producer, after an in-retry batch
+expires (every broker down longer than the delivery timeout), resets its producer id to -1 but
+stays READY, and ``init_producer_id`` only acts from UNINITIALIZED; the sender then returns early
+on every loop (sender.py ``run_once``), so nothing is sent or expired again and its futures never
+complete. Kafka promises every send completes within the delivery timeout, so when records have
+waited that long (plus a request timeout) with no ack and no failure at all, the sink builds a
+fresh producer with ``producer_factory`` (which fails while Kafka is still down: retried with
+backoff) and force-closes the old one: its pending futures fail into the retry buffer and are
+re-sent. At-least-once across such a reset: a record the old producer had already written is
+written again (counted in ``resent_after_reset``, logged; the hourly job dedups by id).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from kafka.errors import KafkaTimeoutError
@@ -55,6 +67,28 @@ def keep_for_retry(buffered: int, max_buffered: int) -> bool:
     return buffered < max_buffered
 
 
+def wedge_seconds(config: Mapping[str, Any]) -> float:
+    """How long records may wait with no ack and no failure before the producer counts as wedged:
+    the delivery timeout (every send completes by then) plus one request timeout of slack."""
+    return (int(config["delivery_timeout_ms"]) + int(config["request_timeout_ms"])) / 1000
+
+
+def is_wedged(in_flight: int, since_progress: float, limit: float) -> bool:
+    """Records are in flight and no send has completed (acked or failed) for ``limit`` seconds."""
+    return in_flight > 0 and since_progress > limit
+
+
+def force_close(producer: Any) -> None:
+    """Close a producer now, failing its pending futures. kafka-python 3.0.12's ``close(timeout=0)``
+    first calls ``flush(0)``, which raises while records are pending, before it ever force-closes;
+    so the sender is force-closed (and joined: it fails the futures on its way out) first."""
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5)
+    producer.close(timeout=0)
+
+
 class _Delivery:
     """One record's outcome handlers: one small object per send instead of two partials
     (measured: the per-record callback registration is a visible share of the send cost)."""
@@ -82,8 +116,16 @@ class KafkaSink:
         policy: RetryPolicy | None = None,
         kafka_timestamp: KafkaTimestamp = "send",
         stall_seconds: float = 15.0,
+        producer_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.producer = producer
+        # Without a factory a wedged producer is only reported (not ready), never replaced.
+        self.producer_factory = producer_factory
+        self.wedge_seconds = wedge_seconds(producer.config) if producer_factory else float("inf")
+        self.resets = 0
+        self.resent_after_reset = 0
+        self._reset_attempt = 0
+        self._next_reset_try = 0.0
         self.metrics = metrics
         self.coin, self.kind = coin, kind
         self.topic = topic_name(coin, kind)
@@ -127,6 +169,7 @@ class KafkaSink:
         with self._lock:
             self.in_flight -= 1
             self._ok = False
+            self._last_progress = time.monotonic()  # a failure is a completion: not wedged
             if keep_for_retry(len(self._failed), self.max_buffered):
                 self._failed.append(record)
                 return
@@ -166,6 +209,7 @@ class KafkaSink:
             except KafkaTimeoutError as exc:
                 # Buffer full or no metadata: Kafka is not taking records. Block here so the
                 # source is not read further, and retry.
+                self._maybe_replace_producer()
                 self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
                 self._ok = False
                 if self.abandon.is_set():
@@ -184,11 +228,52 @@ class KafkaSink:
                 return
         with self._lock:
             if self.in_flight == 0:
-                self._last_progress = time.monotonic()
+                self._last_progress = started
             self.in_flight += 1
+            wedged = is_wedged(self.in_flight, started - self._last_progress, self.wedge_seconds)
         delivery = _Delivery(self, record, started)
         future.add_callback(delivery.acked)
         future.add_errback(delivery.failed)
+        if wedged:
+            self._maybe_replace_producer()
+
+    def _maybe_replace_producer(self) -> bool:
+        """Replace a wedged producer (see the module doc); True if it was replaced. Main thread."""
+        now = time.monotonic()
+        if self.producer_factory is None or now < self._next_reset_try:
+            return False
+        with self._lock:
+            waited = now - self._last_progress
+            if not is_wedged(self.in_flight, waited, self.wedge_seconds):
+                return False
+            unacked = self.in_flight
+        try:
+            fresh = self.producer_factory()
+        except Exception as exc:  # Kafka still unreachable: the old one keeps its records
+            delay = self.policy.backoff(self._reset_attempt)
+            self._reset_attempt += 1
+            self._next_reset_try = now + delay
+            log.warning(
+                "kafka producer wedged, cannot build a new one yet",
+                extra={"topic": self.topic, "error": repr(exc), "retry_in_s": round(delay, 2)},
+            )
+            return False
+        old, self.producer = self.producer, fresh
+        self._reset_attempt = 0
+        with self._lock:
+            self.resets += 1
+            self.resent_after_reset += unacked
+            self._last_progress = time.monotonic()
+        log.error(
+            "kafka producer wedged, replaced; its unacknowledged records are re-sent"
+            " (any it had already written will be duplicated)",
+            extra={"topic": self.topic, "unacked": unacked, "waited_s": round(waited, 1)},
+        )
+        try:
+            force_close(old)  # fails its pending futures: they enter the retry buffer
+        except Exception as exc:
+            log.warning("wedged kafka producer close failed", extra={"error": repr(exc)})
+        return True
 
     @property
     def healthy(self) -> bool:
@@ -202,6 +287,7 @@ class KafkaSink:
 
     def retry_failed(self) -> int:
         """Re-send records whose delivery failed; returns how many were re-sent."""
+        self._maybe_replace_producer()
         with self._lock:
             batch = list(self._failed)
             self._failed.clear()
@@ -220,7 +306,8 @@ class KafkaSink:
         while True:
             left = deadline - time.monotonic()
             with contextlib.suppress(KafkaTimeoutError):
-                self.producer.flush(timeout=max(0.1, left))
+                # Short waits: a wedged producer never completes, and is only replaced between them.
+                self.producer.flush(timeout=min(max(0.1, left), 1.0))
             if self.retry_failed() == 0 and self.pending == 0:
                 return True
             if time.monotonic() >= deadline:
