@@ -90,15 +90,17 @@ def test_idempotent_producer_recovers_after_outage_longer_than_delivery_timeout(
                 sink.send(t)
             assert sink.flush(120), "records not delivered after Kafka came back"
         assert sink.pending == 0 and sink.healthy
-        # The wedge happened and was the sink's to undo: the producer was replaced, and said so.
-        assert sink.resets >= 1
+        # kafka-python 3.0.12 wedges here (producer id reset to -1 and never re-initialised), so
+        # without the sink's replacement the flush above fails. Should a kafka-python release
+        # recover by itself, no reset is needed; whatever resets happened must each be logged.
         replaced = [
             r
             for r in caplog.records
             if r.getMessage().startswith("kafka producer wedged, replaced")
         ]
         assert len(replaced) == sink.resets
-        assert sum(r.__dict__["unacked"] for r in replaced) == sink.resent_after_reset > 0
+        assert sum(r.__dict__["unacked"] for r in replaced) == sink.resent_after_reset
+        assert (sink.resets == 0) == (sink.resent_after_reset == 0)
         assert sink.dropped == 0 and _dropped(metrics, coin, "buffer_full") == 0
     finally:
         sink.close(10)
