@@ -146,7 +146,39 @@ class _Polling:
         return None
 
 
-class CcxtPriceSource(_Polling):
+class _PricePolling(_Polling):
+    """Shared by the live price sources: send each observation once, back off after failures."""
+
+    policy: RetryPolicy
+
+    def __init__(self, interval: float, metrics: ProducerMetrics) -> None:
+        super().__init__(interval, metrics)
+        self._last_ms: int | None = None
+        self._failures = 0
+
+    def _keep_newer(self, records: list[Record]) -> list[Record]:
+        # A price that has not moved on since the last poll is the same observation: send it once.
+        fresh = []
+        for rec in records:
+            ms = int(event_time(rec).timestamp() * 1000)
+            if self._last_ms is None or ms > self._last_ms:
+                fresh.append(rec)
+                self._last_ms = ms
+        return fresh
+
+    def _failed(self, outcome: str, exc: Exception) -> Batch:
+        self.metrics.request(outcome)
+        self._ok = False
+        self._extra_wait = self.policy.backoff(self._failures)
+        self._failures += 1
+        log.warning(
+            "price source request failed",
+            extra={"source": self.name, "outcome": outcome, "error": _short(exc)},
+        )
+        return Batch()
+
+
+class CcxtPriceSource(_PricePolling):
     """Any ccxt exchange (default binance): ``ticker`` or closed 1-minute ``ohlcv`` candles."""
 
     def __init__(
@@ -183,8 +215,6 @@ class CcxtPriceSource(_Polling):
         if exchange_id == "binance":
             # Only spot markets: the futures/options endpoints are other hosts and not needed.
             self.exchange.options["fetchMarkets"] = {"types": ["spot"]}
-        self._last_ms: int | None = None
-        self._failures = 0
 
     def poll(self) -> Batch:
         import ccxt
@@ -212,27 +242,8 @@ class CcxtPriceSource(_Polling):
             return batch
         self.metrics.request("ok")
         self._ok, self._failures = True, 0
-        batch.records = [r for r in batch.records if self._newer(r)]
+        batch.records = self._keep_newer(batch.records)
         return batch
-
-    def _newer(self, record: Record) -> bool:
-        # A ticker that has not moved since the last poll is the same observation: send it once.
-        ms = int(event_time(record).timestamp() * 1000)
-        if self._last_ms is not None and ms <= self._last_ms:
-            return False
-        self._last_ms = ms
-        return True
-
-    def _failed(self, outcome: str, exc: Exception) -> Batch:
-        self.metrics.request(outcome)
-        self._ok = False
-        self._extra_wait = self.policy.backoff(self._failures)
-        self._failures += 1
-        log.warning(
-            "price source request failed",
-            extra={"source": self.name, "outcome": outcome, "error": _short(exc)},
-        )
-        return Batch()
 
 
 def rebase_urls(api: Any, base: str) -> Any:
@@ -247,7 +258,7 @@ def rebase_urls(api: Any, base: str) -> Any:
     return api
 
 
-class CoinGeckoPriceSource(_Polling):
+class CoinGeckoPriceSource(_PricePolling):
     """CoinGecko REST: ``simple/price`` (default) or ``coins/{id}/market_chart``."""
 
     name = "coingecko"
@@ -277,8 +288,6 @@ class CoinGeckoPriceSource(_Polling):
         if api_key:
             self.session.headers["x-cg-demo-api-key"] = api_key
         self.timeout = timeout
-        self._last_ms: int | None = None
-        self._failures = 0
 
     def _request(self) -> requests.Response:
         vs = prices.vs_currency(self.pair)
@@ -327,25 +336,8 @@ class CoinGeckoPriceSource(_Polling):
         else:
             self.metrics.request("ok")
             self._ok, self._failures = True, 0
-        fresh = []
-        for rec in batch.records:
-            ms = int(event_time(rec).timestamp() * 1000)
-            if self._last_ms is None or ms > self._last_ms:
-                fresh.append(rec)
-                self._last_ms = ms
-        batch.records = fresh
+        batch.records = self._keep_newer(batch.records)
         return batch
-
-    def _failed(self, outcome: str, exc: Exception) -> Batch:
-        self.metrics.request(outcome)
-        self._ok = False
-        self._extra_wait = self.policy.backoff(self._failures)
-        self._failures += 1
-        log.warning(
-            "price source request failed",
-            extra={"source": self.name, "outcome": outcome, "error": _short(exc)},
-        )
-        return Batch()
 
 
 def _short(exc: BaseException) -> str:
