@@ -22,23 +22,11 @@ import yaml
 
 from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
 from coinfeed.devcluster.apiserver import KubeAPIServer
+from coinfeed.devcluster.procs import free_ports
 from coinfeed.operator import harness
 from coinfeed.versions import REPO_ROOT
 
 NAMESPACE = "bench"
-
-
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def feed_manifests(round_id: str, n: int) -> str:
@@ -141,7 +129,7 @@ def main(argv: list[str]) -> int:
     from kubernetes import client, config
 
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
-    ports = _free_ports(7)
+    ports = free_ports(7)
     kafka = LocalKafkaCluster(
         ClusterSpec(
             run_dir=work / "kafka",
@@ -161,7 +149,7 @@ def main(argv: list[str]) -> int:
             harness.install_crd(admin)
             harness.kubectl(admin, "create", "namespace", NAMESPACE)
             harness.bind_operator_identity(admin, NAMESPACE)
-            metrics_port, liveness_port = _free_ports(2)
+            metrics_port, liveness_port = free_ports(2)
             op = harness.OperatorProcess(
                 kubeconfig=api.kubeconfig_for_service_account(NAMESPACE, harness.SA_NAME),
                 namespaces=[NAMESPACE],

@@ -13,7 +13,6 @@ import argparse
 import gzip
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from coinfeed.devcluster.procs import free_ports
 from coinfeed.kafka import BOOTSTRAP_ENV, make_admin, make_producer
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.sink import KafkaSink, record_headers, record_key
@@ -49,21 +49,10 @@ def load_tweets(n: int, coin: str) -> list[Tweet]:
     return out
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def start_cluster(run_dir: Path) -> Any:
     from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
 
-    ports = _free_ports(7)
+    ports = free_ports(7)
     spec = ClusterSpec(
         run_dir=run_dir,
         broker_ports=tuple(ports[:3]),

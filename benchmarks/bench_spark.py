@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from coinfeed.devcluster.procs import free_ports
 from coinfeed.topics import TopicKind
 
 HOUR = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -288,17 +288,6 @@ def sentiment_throughput(texts: list[str], cores: int, work: Path) -> dict[str, 
         "parallel_loop_speedup": loop / parallel,
         "spark_over_parallel_loop": in_spark / parallel,
     }
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def main(argv: list[str] | None = None) -> int:

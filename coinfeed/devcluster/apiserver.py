@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any, Final
 import yaml
 
 from coinfeed import paths, versions
+from coinfeed.devcluster.procs import free_ports
 
 HOST: Final = "127.0.0.1"
 SERVICE_CLUSTER_IP_RANGE: Final = "10.0.0.0/24"
@@ -355,19 +355,6 @@ def _safe_file_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -406,7 +393,7 @@ class KubeAPIServer:
         self.run_dir = (
             Path(tempfile.mkdtemp(prefix="coinfeed-apiserver-")) if run_dir is None else run_dir
         )
-        etcd_client, etcd_peer, secure = _free_ports(3)
+        etcd_client, etcd_peer, secure = free_ports(3)
         self.layout = Layout(self.run_dir, etcd_client, etcd_peer, secure)
         self._pki: PKI | None = None
         self._etcd: subprocess.Popen[bytes] | None = None
@@ -454,7 +441,7 @@ class KubeAPIServer:
                     log = self.run_dir / f"{name}.log"
                     if log.exists():
                         log.replace(self.run_dir / f"{name}.attempt{attempt}.log")
-                self.layout = Layout(self.run_dir, *_free_ports(3))
+                self.layout = Layout(self.run_dir, *free_ports(3))
             except BaseException:
                 self._own_tmp = False  # keep the logs the error points at
                 self.stop()

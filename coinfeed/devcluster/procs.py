@@ -69,6 +69,20 @@ def wait_gone(pid: int, marker: str, timeout: float) -> bool:
         time.sleep(0.1)
 
 
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct free loopback ports (sockets held open together so none repeats)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def port_free(host: str, port: int) -> bool:
     """Whether a server could listen on ``host:port`` now (SO_REUSEADDR, as the JVM binds)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
