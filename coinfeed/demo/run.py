@@ -8,7 +8,6 @@ recorded in pid files under the run dir, so ``down`` (or the next ``run``) stops
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from coinfeed import producer_env
 from coinfeed.demo import procs, sample
 from coinfeed.demo.monitoring import REPO_ROOT, rule_files
 from coinfeed.demo.prometheus import prometheus_config, start_prometheus, start_pushgateway
+from coinfeed.devcluster.procs import free_ports
 
 KAFKA_SUBDIR: Final = "kafka"  # the same folder `make kafka-up` uses: `make kafka-status` sees it
 HOURLY_NAME: Final = "hourly"
@@ -451,40 +451,17 @@ def with_retention(manifest: dict[str, Any], hours: int) -> dict[str, Any]:
 
 
 def create_topics(bootstrap: str, desired: Sequence[Any]) -> None:
-    """Create the operator's desired topics (name, partitions, RF, config) on a fresh cluster."""
-    from kafka.errors import TopicAlreadyExistsError
+    """Make the operator's desired topics exist, through the operator's own topic applier
+    (create if missing, already-there is success, config altered, partitions only grown)."""
+    from coinfeed.operator.kafka_apply import KafkaTopics
 
-    from coinfeed.kafka import make_admin
-
-    admin = make_admin(bootstrap, client_id="coinfeed-demo")
+    topics = KafkaTopics(bootstrap, timeout_seconds=30)
     try:
-        new = {
-            t.name: {
-                "num_partitions": t.partitions,
-                "replication_factor": t.replication_factor,
-                "configs": dict(t.config),
-            }
-            for t in desired
-        }
-        with contextlib.suppress(TopicAlreadyExistsError):  # a reused cluster: they are there
-            admin.create_topics(new, timeout_ms=30_000, wait_for_metadata=True)
+        plan, _ = topics.reconcile(list(desired))
     finally:
-        admin.close()
-
-
-def free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        topics.close()
+    if plan.unsupported:
+        raise DemoError("; ".join(plan.unsupported))
 
 
 def print_tables(console: Any, prepared: Any, report: Any) -> None:
