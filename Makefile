@@ -11,7 +11,8 @@ RUN_DIR ?= $(CURDIR)/run
 export KAFKA_MODE RUN_DIR
 
 .PHONY: help setup kafka-up kafka-down kafka-status envtest tools test test-unit test-integration \
-        lint fmt bench demo demo-down images kind-up kind-load deploy e2e kind-down clean
+        lint fmt bench demo demo-down images kind-up kind-load deploy e2e kind-down clean \
+        node-tools base-images cluster-up cluster-down cluster-status deploy-local
 
 help: ## list every target with one line
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,8 +66,28 @@ demo: $(STAMP) ## run the whole pipeline locally on the shipped 48-hour sample a
 demo-down: ## stop everything `make demo` started
 	@if [ -x $(PY) ]; then $(PY) -m coinfeed demo down --run-dir $(RUN_DIR); else echo "nothing to stop"; fi
 
-images: ## build the producer, operator and spark images (needs a Docker engine)
-	bash scripts/kind.sh images
+images: ## build the producer, operator and spark images (starts a local dockerd if none answers)
+	bash scripts/images.sh
+
+base-images: ## build local base images from Debian (python, JRE, Kafka, ZooKeeper, ...): no registry needed
+	bash scripts/base-images.sh all
+
+node-tools: ## build kubelet, controller-manager, scheduler, kube-proxy and CoreDNS (Go module proxy)
+	bash scripts/build-go-tools.sh node
+
+cluster-up: $(STAMP) node-tools ## a single-node Kubernetes cluster on this machine (root); prints its kubeconfig
+	bash scripts/base-images.sh node
+	$(PY) -m localnode up
+
+cluster-down: ## stop the local node, remove its pods, mounts, bridge, iptables chains; restore the host
+	@if [ -x $(PY) ]; then $(PY) -m localnode down; else echo "nothing to stop"; fi
+	bash scripts/docker-engine.sh stop
+
+cluster-status: $(STAMP) ## the local node's processes, readiness and kubeconfig
+	$(PY) -m localnode status
+
+deploy-local: $(STAMP) ## build + load the images, install the umbrella chart into namespace coinfeed on the local node
+	bash scripts/deploy-local.sh
 
 kind-up: ## create the kind cluster (config: manifests/kind-config.yaml)
 	bash scripts/kind.sh up

@@ -16,6 +16,9 @@ usage() {
   cat <<'EOF'
 usage: scripts/build-go-tools.sh envtest|helm|kube-linter|kind|all|pin
 
+  node         kubelet, kube-controller-manager, kube-scheduler, kube-proxy (same module and
+               go.mod as kube-apiserver) and CoreDNS (COREDNS_VERSION) for `make cluster-up`;
+               prints NODE_BIN=<dir> and COREDNS=<binary>.
   envtest      kube-apiserver + etcd (+ kubectl of the same release) for the test API server;
                prints KUBEBUILDER_ASSETS=<dir>.
                If $KUBEBUILDER_ASSETS already holds both binaries, that folder is used as is.
@@ -49,6 +52,7 @@ ETCD_VERSION="$(read_version ETCD_VERSION)"
 HELM_VERSION="$(read_version HELM_VERSION)"
 KUBE_LINTER_VERSION="$(read_version KUBE_LINTER_VERSION)"
 KIND_VERSION="$(read_version KIND_VERSION)"
+COREDNS_VERSION="$(read_version COREDNS_VERSION)"
 
 # -mod=mod: the tool modules may be completed (go.sum) on first use; -buildvcs=false: the binaries
 # are keyed by version, not by this repository's commit.
@@ -134,6 +138,36 @@ build_envtest() {
     go_build etcd go.etcd.io/etcd/server/v3 "$dir/etcd"
   fi
   echo "KUBEBUILDER_ASSETS=$dir"
+}
+
+# The same version stamp as kube-apiserver's: the kubelet reports it as the node's version.
+k8s_stamp() {
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    printf '%s\n' "-X $pkg.gitVersion=v$K8S_VERSION" "-X $pkg.gitMajor=${K8S_VERSION%%.*}" \
+      "-X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION")" "-X $pkg.gitTreeState=clean"
+  done
+}
+
+# The node's programs, from the same k8s.io/kubernetes module (and go.mod) as kube-apiserver, so
+# the whole local cluster is one release; CoreDNS from its own module (scripts/go/coredns).
+build_node() {
+  local dir="$BIN/node-$K8S_VERSION" cmd stamp=()
+  mapfile -t stamp < <(k8s_stamp)
+  for cmd in kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    if ! up_to_date "$dir/$cmd" kube-apiserver "${stamp[@]}"; then
+      check_pin kube-apiserver k8s.io/kubernetes "v$K8S_VERSION"
+      go_build kube-apiserver "k8s.io/kubernetes/cmd/$cmd" "$dir/$cmd" "${stamp[@]}"
+    fi
+  done
+  local coredns="$BIN/coredns-$COREDNS_VERSION/coredns"
+  if ! up_to_date "$coredns" coredns; then
+    check_pin coredns github.com/coredns/coredns "v$COREDNS_VERSION"
+    # Static: it runs in an image that holds nothing else.
+    CGO_ENABLED=0 go_build coredns . "$coredns"
+  fi
+  echo "NODE_BIN=$dir"
+  echo "COREDNS=$coredns"
 }
 
 build_helm() {
@@ -222,6 +256,7 @@ pin() {
   (cd "$GO_DIR/etcd" && go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION" && go mod tidy)
   (cd "$GO_DIR/helm" && go mod edit -require="helm.sh/helm/v3@v$HELM_VERSION" && go mod tidy)
   (cd "$GO_DIR/kind" && go mod edit -require="sigs.k8s.io/kind@v$KIND_VERSION" && go mod tidy)
+  (cd "$GO_DIR/coredns" && go mod edit -require="github.com/coredns/coredns@v$COREDNS_VERSION" && go mod tidy)
   say "scripts/go/*/go.mod now match versions.env (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, kind $KIND_VERSION)"
 }
 
@@ -231,11 +266,13 @@ case "$1" in
   envtest) build_envtest ;;
   helm) build_helm ;;
   kind) build_kind ;;
+  node) build_node ;;
   kube-linter) build_kube_linter ;;
   all)
     build_envtest
     build_helm
     build_kind
+    build_node
     build_kube_linter || say "continuing without kube-linter (scripts/lint-static.sh skips it with a message)"
     ;;
   pin) pin ;;

@@ -1,0 +1,17 @@
+/* The pod sandbox's pause process: hold the namespaces, reap zombies, exit on SIGINT/SIGTERM.
+   Built static (scripts/base-images.sh) for a FROM scratch image, like Kubernetes' own pause. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void stop(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+
+int main(void) {
+  struct sigaction term = {.sa_handler = stop}, child = {.sa_handler = reap, .sa_flags = SA_NOCLDSTOP};
+  sigaction(SIGINT, &term, NULL);
+  sigaction(SIGTERM, &term, NULL);
+  sigaction(SIGCHLD, &child, NULL);
+  for (;;) pause();
+}
