@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop everything and restore the host (safe to run twice)")
     sub.add_parser("status", help="processes, node readiness, kubeconfig")
     sub.add_parser("leftovers", help="list anything of ours still on the machine (exit 1 if any)")
-    load = sub.add_parser("load", help="copy images from docker into the node's containerd")
+    load = sub.add_parser(
+        "load", help="copy images from docker into the node's containerd (those it lacks or that changed)"
+    )
     load.add_argument("images", nargs="+")
     args = parser.parse_args(argv)
     layout = Layout(args.run_dir.resolve())
@@ -52,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(left) if left else "nothing left")
             return 1 if left else 0
         elif args.command == "load":
-            node.load_images(layout, args.images)
+            stale = node.images_to_load(layout, args.images)
+            for ref in args.images:
+                print(f"cluster: {ref}: {'loading' if ref in stale else 'already in the node'}")
+            node.load_images(layout, stale)
     except node.NodeError as exc:
         print(f"cluster: {exc}", file=sys.stderr)
         return 1

@@ -196,8 +196,8 @@ def kubelet_config(layout: Layout) -> dict[str, Any]:
             "x509": {"clientCAFile": str(pki / "ca.crt")},
         },
         "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(pki / "kubelet.crt"),
-        "tlsPrivateKeyFile": str(pki / "kubelet.key"),
+        "tlsCertFile": str(pki / "kubelet-serving.crt"),
+        "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
         # cgroups v1 on this VM: Kubernetes 1.34 still runs on it when told so.
         "cgroupDriver": "cgroupfs",
         "failCgroupV1": False,

@@ -225,8 +225,8 @@ def write_pki(layout: Layout) -> None:
     _write(d / "apiserver.crt", apiserver.cert_pem)
     _write(d / "apiserver.key", apiserver.key_pem, 0o600)
     kubelet = serving(f"system:node:{cfg.NODE_NAME}", (cfg.NODE_NAME,), (cfg.NODE_IP,))
-    _write(d / "kubelet.crt", kubelet.cert_pem)
-    _write(d / "kubelet.key", kubelet.key_pem, 0o600)
+    _write(d / "kubelet-serving.crt", kubelet.cert_pem)
+    _write(d / "kubelet-serving.key", kubelet.key_pem, 0o600)
     url = f"https://{cfg.NODE_IP}:{cfg.APISERVER_PORT}"
     for component, (user, groups) in cfg.IDENTITIES.items():
         pair = pki.client_pair(user, groups)

@@ -99,6 +99,21 @@ kafka_jars() {  # the broker's jars (make setup) + kafka-tools (topic and consol
   fi
 }
 
+zookeeper_jars() {  # <dest>: ZooKeeper's own runtime set (AdminServer's Jetty, logback included)
+  local dest="$1" jars="$CACHE/jars/zookeeper-$ZOOKEEPER_IMAGE_VERSION"
+  if [ ! -f "$jars/.complete" ]; then
+    say "fetching zookeeper $ZOOKEEPER_IMAGE_VERSION from Maven Central ..."
+    rm -rf "$jars.tmp"
+    mvn -B -q -f "$ROOT/scripts/jvm/zookeeper-pom.xml" dependency:copy-dependencies \
+      -Dzookeeper.version="$ZOOKEEPER_IMAGE_VERSION" -DincludeScope=runtime -DoutputDirectory="$jars.tmp" \
+      || die "mvn could not fetch zookeeper $ZOOKEEPER_IMAGE_VERSION"
+    touch "$jars.tmp/.complete"
+    mv "$jars.tmp" "$jars"
+  fi
+  mkdir -p "$dest"
+  cp "$jars"/*.jar "$dest/"
+}
+
 app_bases() {
   debian_base
   local d=coinfeed.local/debian:bookworm jre=coinfeed.local/jre:17-bookworm ctx
@@ -115,16 +130,7 @@ app_bases() {
     cp -n "$CACHE/jars/kafka-tools-$KAFKA_VERSION"/*.jar "$ctx/libs/"
     build "coinfeed.local/kafka:$KAFKA_VERSION" "$BASE/kafka.Dockerfile" "$ctx" --build-arg JRE_IMAGE=$jre
     ctx="$(context zookeeper)"
-    mkdir -p "$ctx/lib"
-    local jar
-    for jar in zookeeper zookeeper-jute audience-annotations netty-buffer netty-codec netty-common \
-        netty-handler netty-resolver netty-transport netty-transport-classes-epoll \
-        netty-transport-native-epoll netty-transport-native-unix-common slf4j-api slf4j-reload4j \
-        reload4j commons-io snappy-java metrics-core; do
-      cp "$CACHE/jars/kafka_${SCALA_BINARY_VERSION}-$KAFKA_VERSION/$jar"-[0-9]*.jar "$ctx/lib/"
-    done
-    ls "$ctx/lib/zookeeper-$ZOOKEEPER_IMAGE_VERSION.jar" >/dev/null \
-      || die "Kafka $KAFKA_VERSION does not depend on ZooKeeper $ZOOKEEPER_IMAGE_VERSION: align ZOOKEEPER_IMAGE_VERSION in versions.env"
+    zookeeper_jars "$ctx/lib"
     build "coinfeed.local/zookeeper:$ZOOKEEPER_IMAGE_VERSION" "$BASE/zookeeper.Dockerfile" "$ctx" \
       --build-arg JRE_IMAGE=$jre --build-arg ZOOKEEPER_VERSION="$ZOOKEEPER_IMAGE_VERSION"
   fi

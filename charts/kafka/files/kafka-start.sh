@@ -8,7 +8,9 @@ set -euo pipefail
 : "${HEADLESS_SERVICE:?}" "${POD_NAMESPACE:?}" "${CLUSTER_DOMAIN:?}" "${METADATA_MODE:?}"
 : "${CLIENT_PORT:?}" "${INTERNAL_PORT:?}" "${CLIENT_PROTOCOL:?}"
 
-# Paths of the apache/kafka image and of this chart's mounts (overridable for tests).
+# Paths of the apache/kafka image and of this chart's mounts (overridable for tests). Only the
+# image's jar directory is used (java -cp $KAFKA_HOME/libs/*), not the tarball's bin/ scripts, so
+# any image with Kafka's jars in /opt/kafka/libs and a java works (the official one, the local one).
 KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"
 CONFIG_DIR="${CONFIG_DIR:-/etc/kafka/coinfeed}"
 SECRETS_DIR="${SECRETS_DIR:-/etc/kafka/secrets}"
@@ -48,9 +50,16 @@ cp "$CONFIG_DIR/server.properties" "$props"
 } >> "$props"
 chmod 600 "$props"
 
+java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+classpath="$KAFKA_HOME/libs/*"
+log4j="-Dlog4j.configuration=file:$CONFIG_DIR/log4j.properties"
 if [ "$METADATA_MODE" = kraft ]; then
   # Idempotent: an already formatted log directory is left alone.
-  "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted \
+  "$java" "$log4j" -cp "$classpath" kafka.tools.StorageTool format --ignore-formatted \
     --cluster-id "${KRAFT_CLUSTER_ID:?}" --config "$props"
 fi
-exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$props"
+# What kafka-server-start.sh would add: heap, G1, headless.
+# shellcheck disable=SC2086 # the option strings are lists of JVM flags
+exec "$java" ${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G} \
+  ${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true} \
+  "$log4j" -cp "$classpath" kafka.Kafka "$props"
