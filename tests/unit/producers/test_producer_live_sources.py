@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from coinfeed.producers import batch as b
+from coinfeed.producers.batch import Batch
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.retry import RetryPolicy
 from coinfeed.producers.sources import CcxtPriceSource, CoinGeckoPriceSource
@@ -176,8 +179,16 @@ class Sleeps:
         return True
 
 
+# The FakeX tweets are posted from 2025-03-03T00:00Z on: "now" is an hour later.
+NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC).timestamp()
+
+
 def _x(
-    httpserver: HTTPServer, fake: FakeX, since_id: str | None = None, policy: RetryPolicy = FAST
+    httpserver: HTTPServer,
+    fake: FakeX,
+    since_id: str | None = None,
+    policy: RetryPolicy = FAST,
+    **kwargs: Any,
 ) -> tuple[XRecentSearchSource, ProducerMetrics, Sleeps]:
     fake.install(httpserver)
     m = ProducerMetrics("btc", "tweets", "x-api")
@@ -193,23 +204,48 @@ def _x(
         sleeps,
         since_id=since_id,
         max_results=10,
+        clock=kwargs.pop("clock", lambda: NOW),
+        **kwargs,
     )
     return src, m, sleeps
+
+
+def poll_search(src: XRecentSearchSource) -> Batch:
+    """Poll until a wait is due (the search is complete or its page cap reached)."""
+    out = Batch()
+    while True:
+        out.extend(src.poll())
+        if src.next_wait() > 0:
+            return out
 
 
 def test_search_paginates_oldest_first_and_advances_since_id(httpserver: HTTPServer) -> None:
     fake = FakeX()
     fake.add(*[x_tweet(1000 + i, author=1 + i % 3) for i in range(25)])
     src, m, _ = _x(httpserver, fake)
-    out = src.poll()
-    assert [int(t.id) for t in out.records] == list(range(1000, 1025))
+    pages = [src.poll(), src.poll(), src.poll()]
+    # page by page as they come, newest page first, each page's records oldest first
+    assert [[int(t.id) for t in p.records] for p in pages] == [
+        list(range(1015, 1025)),
+        list(range(1005, 1015)),
+        list(range(1000, 1005)),
+    ]
+    assert src.next_wait() > 0  # the search is complete: the next one after the poll interval
     assert len(fake.requests) == 3  # 10 + 10 + 5, following next_token
     assert [r.get("next_token") for r in fake.requests] == [None, "10", "20"]
+    # the first search of an empty topic starts an hour (the lookback) before now
+    assert [r.get("start_time") for r in fake.requests] == ["2025-03-03T00:00:00Z"] * 3
+    assert all("since_id" not in r for r in fake.requests)
     assert fake.requests[0]["tweet.fields"] == "created_at,lang,public_metrics,entities,author_id"
     assert fake.requests[0]["expansions"] == "author_id"
     assert fake.requests[0]["user.fields"] == "username,public_metrics"
     assert fake.auth_headers[0] == f"Bearer {TOKEN}"
     assert src.since_id == "1024"
+    # every record says which search it came from and whether its page was the last
+    heads = [dict(h) for p in pages for h in p.headers]
+    assert {h["x_newest_id"] for h in heads} == {b"1024"}
+    assert [h["x_last_page"] for h in heads] == [b"0"] * 20 + [b"1"] * 5
+    assert {h["x_start_time"] for h in heads} == {b"2025-03-03T00:00:00Z"}
     fake.add(x_tweet(1030), x_tweet(1031))
     assert [t.id for t in src.poll().records] == ["1030", "1031"]
     assert fake.requests[-1]["since_id"] == "1024"
