@@ -255,6 +255,9 @@ class JetstreamSource:
                 max_queue=self.max_queue,
                 compression="deflate",
                 user_agent_header="coinfeed-producer (Bluesky Jetstream consumer)",
+                # The connection object itself (we reconnect on our own terms, with a cursor),
+                # not websockets 17's future iterator-of-connections behaviour.
+                legacy=True,
             )
         except Exception as exc:  # refused, TLS, HTTP error on upgrade, timeout
             self._lost("connect_failed", _short(exc), endpoint=endpoint)

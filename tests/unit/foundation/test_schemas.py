@@ -108,7 +108,13 @@ BAD_RECORDS = [
     (Tweet, {**TWEET, "author_id": "did:plc:x"}, "author_id", "did:plc:x", "X user id"),
     (Tweet, {**TWEET, "schema_version": 3}, "schema_version", 3, "1 or 2"),
     (Tweet, {**TWEET, "platform": "mastodon"}, "platform", "mastodon", "'x' or 'bluesky'"),
-    (Tweet, {**TWEET, "schema_version": 1, "platform": "bluesky"}, "platform", "bluesky", "X posts"),
+    (
+        Tweet,
+        {**TWEET, "schema_version": 1, "platform": "bluesky"},
+        "platform",
+        "bluesky",
+        "X posts",
+    ),
     (Tweet, {**BSKY_POST, "id": "1234"}, "id", "1234", "at://<did>/app.bsky.feed.post/<rkey>"),
     (
         Tweet,
