@@ -364,9 +364,12 @@ def write_sample(
 ) -> list[Path]:
     written = []
     for coin in coins:
-        streams = dict(
-            zip(("prices", "x", "bluesky"), generate_all(coin, seed=seed, hours=hours), strict=True)
-        )
+        prices, x_posts, bluesky_posts = generate_all(coin, seed=seed, hours=hours)
+        streams: dict[str, Sequence[Record]] = {
+            "prices": prices,
+            "x": x_posts,
+            "bluesky": bluesky_posts,
+        }
         paths = sample_paths(out, coin)
         for key, path in paths.items():
             write_jsonl_gz(path, streams[key])
