@@ -37,6 +37,7 @@ DEFAULT_MANIFESTS: Final = (
     REPO_ROOT / "manifests" / "coinfeed-eth.yaml",
 )
 JOB_DELAY: Final = timedelta(minutes=5)  # the CronJob runs at 5 past the hour
+PLATFORM_NAMES: Final = {"x": "X", "bluesky": "Bluesky"}
 
 
 class DemoError(RuntimeError):
@@ -57,6 +58,7 @@ class Options:
     pushgateway_port: int
     replay_timeout: float
     job_timeout: float
+    platforms: Sequence[str] = sample.PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -270,18 +272,19 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
     feeds = load_feeds(opts.manifests)
     coins = [f.coin for f in feeds]
-    files = sample.find_sample_files(opts.sample_dir, coins)
+    files = sample.find_sample_files(opts.sample_dir, coins, opts.platforms)
     window = sample.complete_hours([sample.span(f)[:2] for f in files], opts.hours)
     console.print(
-        f"[bold]coinfeed demo[/]: {', '.join(c.upper() for c in coins)}, {window.hours} complete "
+        f"[bold]coinfeed demo[/]: {', '.join(c.upper() for c in coins)} with "
+        f"{' and '.join(PLATFORM_NAMES[p] for p in opts.platforms)} posts, {window.hours} complete "
         f"hours {window.start:%Y-%m-%d %H:%M} - {window.end:%Y-%m-%d %H:%M} UTC, replay x{opts.speed:g}"
     )
     shift = sample.live_shift(window, datetime.now(UTC))
     replays = []
     for f in files:
-        dest = run_dir / "replay" / f"{f.coin}-{f.kind}.jsonl"
+        dest = run_dir / "replay" / f"{f.coin}-{f.stream}.jsonl"
         n = sample.shorten(f, window, dest, shift)
-        replays.append((sample.ReplayFile(f.coin, f.kind, dest), n))
+        replays.append((sample.ReplayFile(f.coin, f.kind, dest, f.platform), n))
     window = sample.Window(window.start + shift, window.end + shift)
     retention = replay_retention_hours(window)
     console.print(
@@ -328,7 +331,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
         ports = free_ports(len(replays))
         producers = [
-            Producer(f"producer-{r.coin}-{r.kind}", r, n, port)
+            Producer(f"producer-{r.coin}-{r.stream}", r, n, port)
             for (r, n), port in zip(replays, ports, strict=True)
         ]
 
@@ -357,7 +360,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
         # 4. replay producers
         tasks = {
-            p.name: progress.add_task(f"replay {p.replay.coin} {p.replay.kind}", total=p.lines)
+            p.name: progress.add_task(f"replay {p.replay.coin} {p.replay.stream}", total=p.lines)
             for p in producers
         }
         children = {

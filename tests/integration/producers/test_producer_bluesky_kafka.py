@@ -100,7 +100,9 @@ def test_ten_thousand_events_one_hundred_matches_exactly_those_sent(
             )
             assert proc.metric(EVENTS, event="commit_create") >= 10_000
             assert proc.metric("coinfeed_producer_stream_reconnects_total") >= 1
-            assert 50 < proc.metric("coinfeed_producer_stream_lag_seconds") < 3600
+            assert (
+                30 < proc.metric("coinfeed_producer_stream_lag_seconds") < 3600
+            )  # newest: 40 s ago
             assert proc.get("/healthz")[0] == 200
         finally:
             a.stop()

@@ -169,8 +169,13 @@ def test_bluesky_social_producer_needs_no_secret() -> None:
         "producer",
         "tweets",
     ]
-    own = {**BTC["spec"]["tweets"], "jetstreamEndpoints": ["wss://js.example.org", "wss://b.example.org"]}
-    dep = producer_deployment("btc", "ns", "u", parse_spec({**BTC["spec"], "tweets": own}), "tweets", SETTINGS)
+    own = {
+        **BTC["spec"]["tweets"],
+        "jetstreamEndpoints": ["wss://js.example.org", "wss://b.example.org"],
+    }
+    dep = producer_deployment(
+        "btc", "ns", "u", parse_spec({**BTC["spec"], "tweets": own}), "tweets", SETTINGS
+    )
     assert _env(dep)[penv.JETSTREAM_URLS] == "wss://js.example.org,wss://b.example.org"
 
 

@@ -232,7 +232,9 @@ def bsky_post(rkey: str, mm: int, text: str, author: str = BSKY) -> Tweet:
     )
 
 
-def test_version_1_and_2_posts_of_both_platforms_aggregate_per_platform(spark: SparkSession) -> None:
+def test_version_1_and_2_posts_of_both_platforms_aggregate_per_platform(
+    spark: SparkSession,
+) -> None:
     """Version-1 records already in Kafka next to version-2 X and Bluesky posts: one model reads
     all, duplicates are dropped per (platform, id), and the hour is split by platform."""
     v1 = tweet("11", 0, 1, "good", author="1").model_copy(update={"schema_version": 1})
