@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
-from coinfeed.spark.prices import PRICE_COLUMNS
 from coinfeed.schemas import PLATFORMS
+from coinfeed.spark.prices import PRICE_COLUMNS
 from coinfeed.spark.tweets import POST_COLUMNS, platform_columns
 
 HOURLY_COLUMNS = ("coin", "date", "hour", "hour_start", *PRICE_COLUMNS, *POST_COLUMNS)

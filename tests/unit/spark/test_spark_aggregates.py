@@ -4,7 +4,6 @@ import math
 from datetime import datetime
 
 import pytest
-
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
