@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+
 from coinfeed.producers import bluesky
 from coinfeed.producers.batch import Batch
 from coinfeed.producers.pmetrics import ProducerMetrics
@@ -180,8 +182,6 @@ class JetstreamSource:
         out = Batch()
         deadline = time.monotonic() + self.batch_seconds
         frames = 0
-        from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
-
         while frames < self.max_batch:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -281,7 +281,8 @@ class JetstreamSource:
         self._why = f"{reason}: {detail}"
         self._disconnect()
         self.metrics.reconnects.labels(self.coin, self.metrics.kind, self.name, reason).inc()
-        self.metrics.request("network_error" if reason != "server_closed" else "ok")
+        if reason == "connect_failed":
+            self.metrics.request("network_error")
         self._wait = self.policy.backoff(self._failures)
         self._failures += 1
         self.endpoint_index = (self.endpoint_index + 1) % len(self.endpoints)

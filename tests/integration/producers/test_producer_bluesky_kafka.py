@@ -210,3 +210,51 @@ def test_hung_poll_fails_liveness(kafka_cluster: Any, tmp_path: Path) -> None:
         for s in held:
             s.close()
         silent.close()
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_x_large_first_search_is_sent_page_by_page_in_bounded_rss(
+    kafka_cluster: Any, tmp_path: Path, httpserver: Any
+) -> None:
+    """20,000 posts from the last hour (200 pages) reach Kafka while the producer's peak RSS
+    grows by less than 30 MiB over its RSS before the search; holding every page's records (the
+    old behaviour) alone takes ~40 MB (see the unit test)."""
+    from tests.unit.producers.fakes import FakeX, x_tweet
+
+    coin, bootstrap = new_coin(), kafka_cluster.bootstrap
+    topic = topic_name(coin, "tweets")
+    create_topics(bootstrap, topic)
+    fake = FakeX().install(httpserver)
+    env = {
+        "COINFEED_COIN": coin,
+        "COINFEED_KAFKA_BOOTSTRAP": bootstrap,
+        "COINFEED_TWEET_SOURCE": "x-api",
+        "COINFEED_X_API_BASE_URL": httpserver.url_for("/"),
+        "COINFEED_X_BEARER_TOKEN": "AAAAAAAAAAAAAAAAAAAAAFakeTokenForPaging",
+        "COINFEED_POLL_INTERVAL_SECONDS": "1",
+        "COINFEED_X_MAX_PAGES": "1000",
+    }
+    proc = ProducerProcess("tweets", env, tmp_path / "x.log")
+    try:
+        wait_for(lambda: len(fake.requests) >= 2, 60, "empty searches", proc)
+        before = _rss_kib(proc.proc.pid, "VmRSS")
+        recent = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 600))
+        text = "$BTC " + "lorem ipsum " * 20
+        fake.add(
+            *[x_tweet(10**15 + i, text=f"{text}{i}", created_at=recent) for i in range(20_000)]
+        )
+        wait_for(lambda: proc.metric(SENT) >= 20_000, 300, "20,000 posts acknowledged", proc)
+        peak = _rss_kib(proc.proc.pid, "VmHWM")
+    finally:
+        assert proc.stop() == 0, proc.log_text()[-3000:]
+    first = [r for r in fake.requests if "since_id" not in r]
+    assert first and all(r["start_time"] for r in first)  # the lookback bound, not 7 days
+    assert (peak - before) / 1024 < 30, f"peak RSS grew by {(peak - before) / 1024:.1f} MiB"
+    ids = {decode_record(Tweet, m.value).id for m in read_topic(bootstrap, topic)}
+    assert len(ids) == 20_000
