@@ -26,7 +26,22 @@ from coinfeed.producers.retry import RetryPolicy
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench" / "bluesky.json"
 PUBLIC_RATE = 300.0  # events/s of the public post stream (upper end)
 T0_US = 1_741_000_000_000_000
-WORDS = ["the", "a", "markets", "today", "lunch", "coffee", "weather", "game", "music", "photo", "city", "friends", "news", "work"]
+WORDS = [
+    "the",
+    "a",
+    "markets",
+    "today",
+    "lunch",
+    "coffee",
+    "weather",
+    "game",
+    "music",
+    "photo",
+    "city",
+    "friends",
+    "news",
+    "work",
+]
 
 
 def frames(n: int, seed: int = 7) -> list[str]:

@@ -467,16 +467,28 @@ def create_topics(bootstrap: str, desired: Sequence[Any]) -> None:
         raise DemoError("; ".join(plan.unsupported))
 
 
+MARKET_COLUMNS: Final = 6  # hour, close, return, volatility, posts, sentiment; then per platform
+
+
 def print_tables(console: Any, prepared: Any, report: Any) -> None:
+    """Per coin: the market and overall sentiment table, then posts and sentiment per platform
+    (two narrow tables fit an 80-column terminal; report.html has them side by side)."""
     from rich.table import Table
 
+    header = report.TABLE_HEADER
+    parts = (
+        ("by hour (UTC)", list(range(MARKET_COLUMNS))),
+        ("posts by platform (UTC)", [0, *range(MARKET_COLUMNS, len(header))]),
+    )
     for coin in sorted(prepared["coin"].unique()):
-        table = Table(title=f"{coin.upper()} by hour (UTC)")
-        for i, h in enumerate(report.TABLE_HEADER):
-            table.add_column(h, justify="left" if i == 0 else "right")
-        for row in report.table_rows(prepared, coin):
-            table.add_row(*row)
-        console.print(table)
+        rows = report.table_rows(prepared, coin)
+        for title, cols in parts:
+            table = Table(title=f"{coin.upper()} {title}")
+            for i in cols:
+                table.add_column(header[i], justify="left" if i == 0 else "right", no_wrap=i == 0)
+            for row in rows:
+                table.add_row(*(row[i] for i in cols))
+            console.print(table)
 
 
 def env_flag(name: str) -> bool:
