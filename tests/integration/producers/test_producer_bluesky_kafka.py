@@ -255,6 +255,7 @@ def test_x_large_first_search_is_sent_page_by_page_in_bounded_rss(
         assert proc.stop() == 0, proc.log_text()[-3000:]
     first = [r for r in fake.requests if "since_id" not in r]
     assert first and all(r["start_time"] for r in first)  # the lookback bound, not 7 days
+    print(f"X paging: RSS {before / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB")
     assert (peak - before) / 1024 < 30, f"peak RSS grew by {(peak - before) / 1024:.1f} MiB"
     ids = {decode_record(Tweet, m.value).id for m in read_topic(bootstrap, topic)}
     assert len(ids) == 20_000
