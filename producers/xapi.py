@@ -232,6 +232,7 @@ class XRecentSearchSource(_Polling):
         resp = self._get(self._params(search))
         if resp is None:
             self._ok = False
+            self._reason = "X API request failed (see the producer log)"
             return Batch()  # nothing sent for this page, bounds unchanged: asked again next poll
         try:
             page = tweets.parse_search_page(
@@ -240,6 +241,7 @@ class XRecentSearchSource(_Polling):
         except BodyError as err:
             self.metrics.request("bad_body")
             self._ok = False
+            self._reason = f"X API body unusable ({err.skip.reason})"
             log.warning("X API body unusable", extra={"reason": err.skip.reason})
             return Batch(skips=[err.skip])
         self.metrics.request("ok")

@@ -377,6 +377,7 @@ def test_malformed_200_skipped_and_polled_again(
     out = src.poll()
     assert out.records == [] and [s.reason for s in out.skips] == [reason]
     assert src.since_id == "3" and not src.ready()  # nothing lost: the next poll asks again
+    assert not_ready_reason(src) == f"X API body unusable ({reason})"
     assert requests_total(m, "bad_body") == 1
     assert [t.id for t in src.poll().records] == ["8"]
     assert src.ready()
