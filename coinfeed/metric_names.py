@@ -3,7 +3,8 @@ the dashboards and alert rules that read them. Producers, the operator and the h
 their names from here; a test checks that every dashboard and rule names only metrics listed here.
 
 Labels: ``coin`` (lower-case symbol), ``kind`` (prices|tweets), ``source`` (binance, coingecko,
-x-api, replay, ...). Never a secret, never an unbounded value such as a tweet id.
+x-api, bluesky, replay, ...), ``platform`` (x|bluesky). Never a secret, never an unbounded value
+such as a tweet id.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ PRODUCER_NEWEST_RECORD = (
 )
 PRODUCER_SEND_LATENCY = "coinfeed_producer_send_latency_seconds"  # histogram{coin,kind}
 PRODUCER_UP = "coinfeed_producer_ready"  # gauge{coin,kind}: 1 when Kafka and the source answer
+# Streaming sources (Bluesky Jetstream): every frame seen, what became of it, the connection.
+PRODUCER_STREAM_EVENTS = (
+    "coinfeed_producer_stream_events_total"  # counter{coin,kind,source,event}: frames seen
+)
+PRODUCER_POSTS_MATCHED = (
+    "coinfeed_producer_posts_matched_total"  # counter{coin,kind,source}: passed our filter
+)
+PRODUCER_STREAM_DROPPED = (
+    "coinfeed_producer_stream_dropped_total"  # counter{coin,kind,source,reason}: seen, not sent
+)
+PRODUCER_STREAM_RECONNECTS = (
+    "coinfeed_producer_stream_reconnects_total"  # counter{coin,kind,source,reason}
+)
+PRODUCER_STREAM_LAG = (
+    "coinfeed_producer_stream_lag_seconds"  # gauge{coin,kind,source}: now - newest event time
+)
+PRODUCER_STREAM_CONNECTED = "coinfeed_producer_stream_connected"  # gauge{coin,kind,source}: 1|0
 
 # --- hourly Spark job (pushed to the Pushgateway, grouping key job="coinfeed_hourly", coin) ---
 HOURLY_JOB_NAME: Final = "coinfeed_hourly"
@@ -50,6 +68,10 @@ HOURLY_LOG_RETURN = "coinfeed_hourly_log_return"  # gauge{coin}
 HOURLY_VOLATILITY = "coinfeed_hourly_realized_volatility"  # gauge{coin}
 HOURLY_TWEET_COUNT = "coinfeed_hourly_tweet_count"  # gauge{coin}
 HOURLY_SENTIMENT_MEAN = "coinfeed_hourly_sentiment_mean"  # gauge{coin}
+HOURLY_PLATFORM_POSTS = "coinfeed_hourly_platform_posts"  # gauge{coin,platform}: newest hour
+HOURLY_PLATFORM_SENTIMENT = (
+    "coinfeed_hourly_platform_sentiment_mean"  # gauge{coin,platform}: newest hour
+)
 
 # --- operator (scraped from the operator's /metrics) --------------------------------------------
 OPERATOR_RECONCILES = (

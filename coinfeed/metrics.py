@@ -1,7 +1,10 @@
 """Prometheus metrics and health endpoints: one registry per process, one small HTTP server.
 
-``/metrics`` serves the registry, ``/healthz`` answers 200 while the process lives, ``/readyz``
-answers 200 only when every readiness check passes (and names the failing ones otherwise).
+``/metrics`` serves the registry; ``/healthz`` answers 200 while every liveness check passes
+(none registered: while the process lives) and 503 naming the failing ones, so a liveness probe can
+restart a process whose work loop hangs; ``/readyz`` answers 200 only when every readiness check
+passes (and names the failing ones otherwise). A check may come with a detail callable whose text
+follows its name in the 503 body (e.g. why a source refuses us).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 NAMESPACE: Final = "coinfeed"
 ReadinessCheck = Callable[[], bool]
+Detail = Callable[[], str]
 
 
 def new_registry() -> CollectorRegistry:
@@ -34,6 +38,8 @@ class HealthServer:
     def __init__(self, registry: CollectorRegistry, port: int, host: str = "0.0.0.0") -> None:
         self.registry = registry
         self.checks: dict[str, ReadinessCheck] = {}
+        self.liveness: dict[str, ReadinessCheck] = {}
+        self.details: dict[str, Detail] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,11 +48,15 @@ class HealthServer:
                 if path == "/metrics":
                     self._send(200, generate_latest(server.registry), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
-                    self._send(200, b"ok\n")
+                    dead = server.failing(server.liveness)
+                    if dead:
+                        self._send(503, ("not alive: " + server.describe(dead) + "\n").encode())
+                    else:
+                        self._send(200, b"ok\n")
                 elif path == "/readyz":
                     failing = server.failing_checks()
                     if failing:
-                        self._send(503, ("not ready: " + ", ".join(failing) + "\n").encode())
+                        self._send(503, ("not ready: " + server.describe(failing) + "\n").encode())
                     else:
                         self._send(200, b"ready\n")
                 else:
@@ -74,12 +84,35 @@ class HealthServer:
     def port(self) -> int:
         return int(self._httpd.server_address[1])
 
-    def add_check(self, name: str, check: ReadinessCheck) -> None:
+    def add_check(self, name: str, check: ReadinessCheck, detail: Detail | None = None) -> None:
         self.checks[name] = check
+        if detail is not None:
+            self.details[name] = detail
+
+    def add_liveness(self, name: str, check: ReadinessCheck, detail: Detail | None = None) -> None:
+        """A check /healthz runs: failing means the process is stuck and should be restarted."""
+        self.liveness[name] = check
+        if detail is not None:
+            self.details[name] = detail
+
+    def describe(self, names: list[str]) -> str:
+        """``a, b (why b fails)``: each failing check, with its detail when it has one."""
+        parts = []
+        for name in names:
+            try:
+                text = self.details[name]() if name in self.details else ""
+            except Exception:
+                text = ""
+            parts.append(f"{name} ({text})" if text else name)
+        return ", ".join(parts)
 
     def failing_checks(self) -> list[str]:
+        return self.failing(self.checks)
+
+    @staticmethod
+    def failing(checks: dict[str, ReadinessCheck]) -> list[str]:
         failing = []
-        for name, check in self.checks.items():
+        for name, check in checks.items():
             try:
                 ok = check()
             except Exception:

@@ -26,7 +26,7 @@ EXCHANGE_API_URL: Final = "COINFEED_EXCHANGE_API_URL"  # override ccxt's API bas
 COINGECKO_BASE_URL: Final = "COINFEED_COINGECKO_BASE_URL"  # default https://api.coingecko.com
 
 # tweets
-TWEET_SOURCE: Final = "COINFEED_TWEET_SOURCE"  # x-api|replay
+TWEET_SOURCE: Final = "COINFEED_TWEET_SOURCE"  # x-api|bluesky|replay
 TWEET_KEYWORDS: Final = "COINFEED_TWEET_KEYWORDS"  # comma-separated
 TWEET_MODE: Final = (
     "COINFEED_TWEET_MODE"  # search (recent search, any tier)|stream (filtered stream)
@@ -37,6 +37,13 @@ X_BEARER_TOKEN_FILE: Final = "COINFEED_X_BEARER_TOKEN_FILE"
 X_API_BASE_URL: Final = (
     "COINFEED_X_API_BASE_URL"  # default https://api.x.com; tests point it at a local server
 )
+X_MAX_PAGES: Final = "COINFEED_X_MAX_PAGES"  # recent-search pages per poll (default 10)
+# When the topic holds no post of the source yet: start this far back (X start_time, Bluesky
+# cursor), never the whole X week and never silently "now". Default 60.
+SOCIAL_LOOKBACK_MINUTES: Final = "COINFEED_SOCIAL_LOOKBACK_MINUTES"
+# Bluesky: comma-separated Jetstream endpoints (wss://host), rotated on reconnect; default the
+# four public instances.
+JETSTREAM_URLS: Final = "COINFEED_JETSTREAM_URLS"
 
 # replay (both kinds)
 REPLAY_FILE: Final = "COINFEED_REPLAY_FILE"

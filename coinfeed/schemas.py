@@ -3,11 +3,21 @@
 Producers validate against these models, the Spark job derives its ``StructType`` from
 :func:`record_fields`, and tests build fixtures from them. Timestamps are UTC and timezone-aware;
 JSON carries them as ISO-8601 with a ``Z`` suffix and millisecond precision.
+
+Versions (``schema_version`` on every record, per kind in :data:`SCHEMA_VERSIONS`):
+
+- ``PriceTick`` 1.
+- ``Tweet`` 2: a social post from any platform on the feed's social topic, with ``platform``
+  (``x`` | ``bluesky``), an id unique across platforms (an X id is a decimal string, a Bluesky id
+  the post's ``at://`` URI) and the author id as a string (X user id, Bluesky DID); ``observed_at``
+  is when the platform's stream delivered it (Jetstream's ``time_us``), used to resume. Version 1
+  records (X only, written before Bluesky existed) still validate: they read as ``platform: x``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import types
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +31,25 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from coinfeed.topics import normalize_coin
 
-SCHEMA_VERSION: Final = 1
+# The version each producer writes, per record kind. Readers accept every version listed in the
+# model's ``schema_version`` Literal.
+SCHEMA_VERSIONS: Final[dict[str, int]] = {"prices": 1, "tweets": 2}
+
+# Social platforms a post can come from; the hourly job reports each one (columns derived from this).
+PLATFORMS: Final = ("x", "bluesky")
+Platform = Literal["x", "bluesky"]
+X_ID_PATTERN: Final = r"^[0-9]{1,20}$"
+# A Bluesky post's AT URI: at://<DID>/app.bsky.feed.post/<record key>. DID methods in use are
+# did:plc (24 base32 characters) and did:web (a host name); record keys are TIDs (13 characters).
+BLUESKY_DID_PATTERN: Final = r"^did:[a-z]+:[a-zA-Z0-9._:%-]{1,256}$"
+BLUESKY_URI_PATTERN: Final = (
+    r"^at://(did:[a-z]+:[a-zA-Z0-9._:%-]{1,256})/app\.bsky\.feed\.post/([a-zA-Z0-9._~:-]{1,512})$"
+)
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -61,8 +85,6 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
     kind: ClassVar[str]
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-
     @field_validator("coin", mode="before", check_fields=False)
     @classmethod
     def _coin(cls, v: Any) -> Any:
@@ -80,6 +102,7 @@ class PriceTick(_Record):
 
     kind: ClassVar[str] = "prices"
 
+    schema_version: Literal[1] = 1
     coin: str = Field(description="Coin symbol, lower-case (btc).")
     source: str = Field(
         min_length=1,
@@ -100,27 +123,41 @@ class PriceTick(_Record):
 
 
 class Tweet(_Record):
-    """One post from the X API v2 (or a replay of one), flattened with its author's public metrics."""
+    """One social post (X, or Bluesky through Jetstream; or a replay of one), flattened with what
+    the platform says about its author. Kept under its first name: the topic is ``tweets``."""
 
     kind: ClassVar[str] = "tweets"
 
-    coin: str = Field(description="Coin symbol the feed collected this tweet for.")
+    schema_version: Literal[1, 2] = 2
+    platform: Platform = Field(
+        default="x", description="Where the post was made: x or bluesky (version 1: always x)."
+    )
+    coin: str = Field(description="Coin symbol the feed collected this post for.")
     id: str = Field(
-        pattern=r"^[0-9]{1,20}$",
-        description="Tweet id (a decimal string, as the X API returns it).",
+        min_length=1,
+        max_length=900,
+        description="Post id, unique across platforms: X a decimal string, Bluesky the at:// URI.",
     )
-    created_at: UtcDatetime = Field(description="When the tweet was posted, UTC.")
-    text: str = Field(min_length=1, max_length=4000, description="Tweet text.")
+    created_at: UtcDatetime = Field(
+        description="When the post was made, UTC (Bluesky: the client-declared createdAt)."
+    )
+    text: str = Field(min_length=1, max_length=4000, description="Post text.")
     lang: str | None = Field(
-        default=None, max_length=8, description="BCP-47 language tag from the X API."
+        default=None,
+        max_length=35,
+        description="BCP-47 language tag (Bluesky: the first of langs).",
     )
-    author_id: str = Field(pattern=r"^[0-9]{1,20}$", description="Author's user id.")
-    author_username: str | None = Field(default=None, max_length=64, description="Author's handle.")
+    author_id: str = Field(
+        min_length=1, max_length=300, description="Author id: X user id, or Bluesky DID."
+    )
+    author_username: str | None = Field(
+        default=None, max_length=253, description="Author's handle, when known."
+    )
     author_followers: int = Field(
-        default=0, ge=0, description="Author's follower count at collection time."
+        default=0, ge=0, description="Author's follower count at collection time (0 if unknown)."
     )
     like_count: int = Field(default=0, ge=0)
-    retweet_count: int = Field(default=0, ge=0)
+    retweet_count: int = Field(default=0, ge=0, description="Reposts.")
     reply_count: int = Field(default=0, ge=0)
     quote_count: int = Field(default=0, ge=0)
     hashtags: list[str] = Field(
@@ -130,8 +167,55 @@ class Tweet(_Record):
         default_factory=list, description="Cashtags without '$', upper-case."
     )
     source: str = Field(
-        default="x-api", min_length=1, max_length=64, description="x-api or replay."
+        default="x-api",
+        min_length=1,
+        max_length=64,
+        description="Producer source: x-api, bluesky, replay, synthetic.",
     )
+    observed_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the platform's stream delivered the post (Jetstream time_us), UTC.",
+    )
+
+    @model_validator(mode="after")
+    def _platform_ids(self) -> Tweet:
+        # Field errors name the field; these raise ValueError, reported on the record.
+        if self.schema_version == 1 and self.platform != "x":
+            raise _CrossFieldError(
+                "platform", self.platform, "schema_version 1 records are X posts"
+            )
+        if self.schema_version == 1 and self.observed_at is not None:
+            raise _CrossFieldError(
+                "observed_at", format_ts(self.observed_at), "schema_version 1 has no observed_at"
+            )
+        if self.platform == "x":
+            if not re.match(X_ID_PATTERN, self.id):
+                raise _CrossFieldError("id", self.id, f"an X post id must match {X_ID_PATTERN}")
+            if not re.match(X_ID_PATTERN, self.author_id):
+                raise _CrossFieldError(
+                    "author_id", self.author_id, f"an X user id must match {X_ID_PATTERN}"
+                )
+        else:
+            m = re.match(BLUESKY_URI_PATTERN, self.id)
+            if m is None:
+                raise _CrossFieldError(
+                    "id", self.id, "a Bluesky post id must be at://<did>/app.bsky.feed.post/<rkey>"
+                )
+            if not re.match(BLUESKY_DID_PATTERN, self.author_id):
+                raise _CrossFieldError("author_id", self.author_id, "a Bluesky author id is a DID")
+            if m.group(1) != self.author_id:
+                raise _CrossFieldError(
+                    "author_id", self.author_id, "must be the DID in the post's at:// URI"
+                )
+        return self
+
+
+class _CrossFieldError(ValueError):
+    """A cross-field check that fails on one field: reported with that field's name and value."""
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.field, self.value, self.message = field, value, message
 
 
 M = TypeVar("M", bound=_Record)
@@ -141,6 +225,9 @@ RECORD_MODELS: Final[dict[str, type[_Record]]] = {"prices": PriceTick, "tweets":
 
 def _first_error(model: type[BaseModel], exc: ValidationError) -> RecordError:
     err = exc.errors(include_url=False)[0]
+    problem = (err.get("ctx") or {}).get("error")
+    if isinstance(problem, _CrossFieldError):
+        return RecordError(model.__name__, problem.field, problem.value, problem.message)
     field = ".".join(str(p) for p in err.get("loc", ())) or "<record>"
     msg = err.get("msg", "invalid")
     if err.get("type") == "extra_forbidden":
@@ -200,7 +287,8 @@ def _field_type(annotation: Any) -> tuple[str, bool]:
         annotation = get_args(annotation)[0]
         origin = get_origin(annotation)
     if origin is Literal:
-        return "long", nullable
+        values = get_args(annotation)
+        return ("string" if all(isinstance(v, str) for v in values) else "long"), nullable
     if origin is list:
         return "array<string>", nullable
     mapping = {str: "string", int: "long", float: "double", datetime: "timestamp"}

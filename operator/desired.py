@@ -150,10 +150,16 @@ def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[
         }
         if t.replay_file:
             own[penv.REPLAY_FILE] = t.replay_file
-        if t.bearer_token is not None:
-            own[penv.X_BEARER_TOKEN_FILE] = f"{TOKEN_DIR}/token"
-        if settings.x_api_base_url:
-            own[penv.X_API_BASE_URL] = settings.x_api_base_url
+        if t.lookback_minutes is not None:
+            own[penv.SOCIAL_LOOKBACK_MINUTES] = str(t.lookback_minutes)
+        if t.source == "bluesky":
+            # No Secret: Jetstream is public. Endpoints only when the feed names its own.
+            own[penv.JETSTREAM_URLS] = ",".join(t.jetstream_endpoints)
+        else:
+            if t.bearer_token is not None:
+                own[penv.X_BEARER_TOKEN_FILE] = f"{TOKEN_DIR}/token"
+            if settings.x_api_base_url:
+                own[penv.X_API_BASE_URL] = settings.x_api_base_url
     return _env({**common, **own})
 
 
@@ -165,7 +171,7 @@ def producer_deployment(
     selector = {FEED_LABEL: name, "app.kubernetes.io/component": kind}
     volumes: list[Obj] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}]
-    if kind == "tweets" and spec.tweets.bearer_token is not None:
+    if kind == "tweets" and spec.tweets.source == "x-api" and spec.tweets.bearer_token is not None:
         ref = spec.tweets.bearer_token
         volumes.append(
             {

@@ -41,6 +41,8 @@ class TweetSource:
     poll_interval_seconds: int = 60
     replay_file: str = ""
     bearer_token: SecretRef | None = None
+    lookback_minutes: int | None = None  # None: the producer's default (60)
+    jetstream_endpoints: tuple[str, ...] = ()  # bluesky; empty: the public instances
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,21 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
             if ref
             else None
         ),
+        lookback_minutes=(
+            _int(t, "lookbackMinutes", "spec.tweets", 60, 1, 10080)
+            if "lookbackMinutes" in t
+            else None
+        ),
+        jetstream_endpoints=_strs(t, "jetstreamEndpoints", "spec.tweets", ()),
     )
     if tweets.enabled and not tweets.keywords and tweets.source == "x-api":
         raise SpecError("spec.tweets.keywords: at least one keyword is needed to search tweets")
     if tweets.enabled and tweets.source == "x-api" and tweets.bearer_token is None:
         raise SpecError("spec.tweets.bearerTokenSecretRef: required for source x-api")
+    if tweets.source not in ("x-api", "bluesky", "replay"):
+        raise SpecError(
+            f"spec.tweets.source: expected x-api, bluesky or replay, got {tweets.source!r}"
+        )
 
     tp = _obj(spec, "topics", "spec")
     rf = _int(tp, "replicationFactor", "spec.topics", 3, 1, 5)

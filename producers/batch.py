@@ -46,14 +46,29 @@ class Skip:
     detail: str
 
 
+Header = tuple[str, bytes]
+
+
 @dataclass
 class Batch:
+    """``headers``: empty, or one list of extra Kafka headers per record (a source's bookkeeping,
+    e.g. which X search pagination a page belongs to, read back when resuming)."""
+
     records: list[Record] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    headers: list[list[Header]] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
+        if other.headers or self.headers:
+            self.headers = self.headers_list() + other.headers_list()
         self.records.extend(other.records)
         self.skips.extend(other.skips)
+
+    def headers_list(self) -> list[list[Header]]:
+        return self.headers if self.headers else [[] for _ in self.records]
+
+    def extra_headers(self, i: int) -> list[Header] | None:
+        return self.headers[i] if self.headers else None
 
 
 class BodyError(ValueError):

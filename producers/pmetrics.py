@@ -83,6 +83,45 @@ class ProducerMetrics:
             registry=r,
         )
 
+        # Streaming sources only (no samples appear until a stream source uses them).
+        stream = ["coin", "kind", "source"]
+        self.stream_events = Counter(
+            _counter_name(mn.PRODUCER_STREAM_EVENTS),
+            "Frames received from the stream, by event kind (commit_create, identity, ...).",
+            [*stream, "event"],
+            registry=r,
+        )
+        self.posts_matched = Counter(
+            _counter_name(mn.PRODUCER_POSTS_MATCHED),
+            "Posts that passed our keyword and language filter.",
+            stream,
+            registry=r,
+        )
+        self.stream_dropped = Counter(
+            _counter_name(mn.PRODUCER_STREAM_DROPPED),
+            "Frames seen but not sent, by reason (no_match, language, duplicate, malformed ...).",
+            [*stream, "reason"],
+            registry=r,
+        )
+        self.reconnects = Counter(
+            _counter_name(mn.PRODUCER_STREAM_RECONNECTS),
+            "Stream connections lost or refused, by reason.",
+            [*stream, "reason"],
+            registry=r,
+        )
+        self.stream_lag = Gauge(
+            mn.PRODUCER_STREAM_LAG,
+            "Seconds between now and the newest event time received from the stream.",
+            stream,
+            registry=r,
+        )
+        self.stream_connected = Gauge(
+            mn.PRODUCER_STREAM_CONNECTED,
+            "1 while the stream connection is open.",
+            stream,
+            registry=r,
+        )
+
     def request(self, outcome: str) -> None:
         self.source_requests.labels(self.coin, self.kind, self.source, outcome).inc()
 

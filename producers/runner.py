@@ -1,8 +1,13 @@
 """The producer process: source -> validated records -> Kafka, with health, metrics and a clean stop.
 
 Order of start-up: configuration errors fail at once (exit 2); then /metrics, /healthz and /readyz
-come up (not ready); Kafka is retried with backoff until it answers; the tweet producer reads its
-resume point from the topic; then the poll loop runs until SIGTERM (or the end of a replay).
+come up (not ready); Kafka is retried with backoff until it answers; a live social producer reads
+its resume point from the topic; then the poll loop runs until SIGTERM (or the end of a replay).
+
+Liveness: every loop iteration, and every wait it plans (backoff, rate-limit reset, Kafka
+back-pressure), beats a :class:`~coinfeed.producers.liveness.LoopWatchdog`; ``/healthz`` answers
+503 when no beat came within the planned wait plus the stall limit, so the liveness probe restarts
+a producer whose loop hangs.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from coinfeed.kafka import make_producer
 from coinfeed.metrics import HealthServer
 from coinfeed.producers.batch import Batch
+from coinfeed.producers.liveness import LoopWatchdog, stall_limit
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.settings import Settings, bearer_token, exchange_keys
 from coinfeed.producers.sink import KafkaSink
@@ -24,10 +31,12 @@ from coinfeed.producers.sources import (
     ReplaySource,
     Sleep,
     Source,
+    not_ready_reason,
 )
 from coinfeed.topics import topic_name
 
 log = logging.getLogger("coinfeed.producers")
+T = TypeVar("T")
 
 
 def build_source(settings: Settings, metrics: ProducerMetrics, sleep: Sleep) -> Source:
@@ -62,6 +71,18 @@ def build_source(settings: Settings, metrics: ProducerMetrics, sleep: Sleep) -> 
             api_key=key,
             api_secret=secret,
         )
+    if s.source == "bluesky":
+        from coinfeed.producers import bluesky, jetstream
+
+        return jetstream.JetstreamSource(
+            s.coin,
+            s.jetstream_urls or list(jetstream.PUBLIC_ENDPOINTS),
+            bluesky.Matcher.build(s.keywords, s.cashtags, s.languages),
+            metrics,
+            s.policy,
+            cursor_margin_s=s.cursor_margin_seconds,
+            stall_seconds=s.stream_stall_seconds,
+        )
     from coinfeed.producers import tweets, xapi
 
     query = tweets.build_query(s.keywords, s.cashtags, s.languages)
@@ -71,7 +92,16 @@ def build_source(settings: Settings, metrics: ProducerMetrics, sleep: Sleep) -> 
         )
     client = xapi.make_client(bearer_token(s), s.x_api_base_url)
     return xapi.XRecentSearchSource(
-        client, s.coin, query, s.poll_interval, metrics, s.policy, sleep, max_results=s.max_results
+        client,
+        s.coin,
+        query,
+        s.poll_interval,
+        metrics,
+        s.policy,
+        sleep,
+        max_results=s.max_results,
+        lookback_s=s.lookback_minutes * 60,
+        max_pages=s.max_pages,
     )
 
 
@@ -87,7 +117,7 @@ def new_producer(settings: Settings) -> Any:
     )
 
 
-def connect_kafka(settings: Settings, stop: threading.Event) -> Any | None:
+def connect_kafka(settings: Settings, stop: threading.Event, wait: Sleep) -> Any | None:
     """A Kafka producer, retried with backoff until Kafka answers; None if stopped meanwhile."""
     attempt = 0
     while not stop.is_set():
@@ -100,28 +130,88 @@ def connect_kafka(settings: Settings, stop: threading.Event) -> Any | None:
                 extra={"error": repr(exc), "attempt": attempt, "retry_in_s": round(delay, 2)},
             )
             attempt += 1
-            stop.wait(delay)
+            wait(delay)
     return None
 
 
-def resume_point(settings: Settings, stop: threading.Event) -> tuple[bool, str | None]:
-    """(got it, since_id); retried with backoff while the topic is missing or Kafka fails."""
-    from coinfeed.producers.resume import newest_tweet_id
-
+def with_retries(
+    what: str, read: Callable[[], T], settings: Settings, wait: Sleep
+) -> tuple[bool, T | None]:
+    """(got it, value): ``read`` retried with backoff while the topic is missing or Kafka fails;
+    never a silent default: a producer that cannot read its resume point does not start."""
     topic = topic_name(settings.coin, "tweets")
     attempt = 0
-    while not stop.is_set():
+    while True:
         try:
-            return True, newest_tweet_id(topic, settings.bootstrap)
+            return True, read()
         except Exception as exc:
             delay = settings.policy.backoff(attempt)
             log.warning(
-                "cannot read the resume point yet, retrying",
+                f"cannot read the {what} yet, retrying",
                 extra={"topic": topic, "error": repr(exc), "retry_in_s": round(delay, 2)},
             )
             attempt += 1
-            stop.wait(delay)
-    return False, None
+            if not wait(delay):
+                return False, None
+
+
+def resume_x(settings: Settings, source: Any, wait: Sleep) -> bool:
+    """Point the X search after the last complete search in the topic (see resume.py)."""
+    from coinfeed.producers import resume
+
+    topic = topic_name(settings.coin, "tweets")
+    got, point = with_retries(
+        "resume point",
+        lambda: resume.x_resume(resume.last_records(topic, settings.bootstrap)),
+        settings,
+        wait,
+    )
+    if not got or point is None:
+        return False
+    source.since_id, source.start_time = point.since_id, point.start_time
+    log.info(
+        "resuming X search",
+        extra={"since_id": point.since_id, "start_time": point.start_time},
+    )
+    return True
+
+
+def resume_bluesky(settings: Settings, source: Any, wait: Sleep, now: float | None = None) -> bool:
+    """Start the stream slightly before the newest Bluesky post in the topic; with none there,
+    ``lookback`` before now (said in the log). Posts already in the topic are not sent again."""
+    from coinfeed.producers import resume
+
+    topic = topic_name(settings.coin, "tweets")
+    margin_us = int(settings.cursor_margin_seconds * 1_000_000)
+    got, point = with_retries(
+        "resume point",
+        lambda: resume.bluesky_resume(topic, margin_us, settings.bootstrap),
+        settings,
+        wait,
+    )
+    if not got or point is None:
+        return False
+    now = time.time() if now is None else now
+    if point.newest_us is None:
+        cursor = int((now - settings.lookback_minutes * 60) * 1_000_000)
+        log.warning(
+            "no Bluesky post in the topic yet: starting the stream lookback minutes ago",
+            extra={"cursor_us": cursor, "lookback_minutes": settings.lookback_minutes},
+        )
+    else:
+        cursor = point.newest_us - margin_us
+        age_h = (now - cursor / 1e6) / 3600
+        (log.warning if age_h > 24 else log.info)(
+            "resuming the Bluesky stream before the newest post in the topic"
+            + (
+                " (older than Jetstream keeps, about a day: posts in between are lost)"
+                if age_h > 24
+                else ""
+            ),
+            extra={"cursor_us": cursor, "already_sent": len(point.seen), "age_h": round(age_h, 2)},
+        )
+    source.start_from(cursor, point.seen)
+    return True
 
 
 def _log_skips(batch: Batch, metrics: ProducerMetrics) -> None:
@@ -133,12 +223,19 @@ def _log_skips(batch: Batch, metrics: ProducerMetrics) -> None:
 def run(settings: Settings, stop: threading.Event) -> int:
     s = settings
     metrics = ProducerMetrics(s.coin, s.kind, s.source)
-    sleep: Sleep = lambda seconds: not stop.wait(seconds)  # noqa: E731
+    watchdog = LoopWatchdog(s.liveness_stall_seconds or stall_limit(s.poll_interval))
+
+    def sleep(seconds: float) -> bool:
+        """Stop-aware wait that tells the watchdog it is planned (False: stopping)."""
+        watchdog.beat(seconds)
+        return not stop.wait(seconds)
+
     source = build_source(s, metrics, sleep)
     sink: KafkaSink | None = None
     health = HealthServer(metrics.registry, s.metrics_port, s.metrics_host)
     health.add_check("kafka", lambda: sink is not None and sink.healthy)
-    health.add_check("source", source.ready)
+    health.add_check("source", source.ready, lambda: not_ready_reason(source))
+    health.add_liveness("loop", watchdog.alive, watchdog.detail)
     health.start()
     log.info(
         "producer starting",
@@ -155,7 +252,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         lambda: 0.0 if health.failing_checks() else 1.0
     )
     try:
-        producer = connect_kafka(s, stop)
+        producer = connect_kafka(s, stop, sleep)
         if producer is None:  # stopped before Kafka ever answered: nothing was read
             source.close()
             health.stop()
@@ -169,30 +266,34 @@ def run(settings: Settings, stop: threading.Event) -> int:
             kafka_timestamp=s.kafka_timestamp,  # type: ignore[arg-type]
             stall_seconds=s.kafka_stall_seconds,
             producer_factory=lambda: new_producer(s),
+            heartbeat=watchdog.beat,
         )
         _start_shutdown_watchdog(stop, sink, s.shutdown_timeout)
+        resumed = True
         if s.kind == "tweets" and s.source == "x-api" and s.tweet_mode == "search":
-            got, since_id = resume_point(s, stop)
-            if not got:
-                return _finish(sink, s, source, health)
-            source.since_id = since_id  # type: ignore[attr-defined]
-            log.info("resuming after the newest tweet in the topic", extra={"since_id": since_id})
+            resumed = resume_x(s, source, sleep)
+        elif s.kind == "tweets" and s.source == "bluesky":
+            resumed = resume_bluesky(s, source, sleep)
+        if not resumed:
+            return _finish(sink, s, source, health)
         start = getattr(source, "start", None)
         if start is not None:
             start()  # e.g. the filtered stream connects only once Kafka can take its records
         while not stop.is_set():
+            watchdog.beat()
             batch = source.poll()
             _log_skips(batch, metrics)
-            for record in batch.records:
-                sink.send(record)
+            for i, record in enumerate(batch.records):
+                sink.send(record, batch.extra_headers(i))
             sink.retry_failed()
             if source.done:
                 break
-            stop.wait(source.next_wait())
+            sleep(source.next_wait())
         if source.done and not stop.is_set():
             sink.flush(s.shutdown_timeout)
             log.info("replay finished", extra={"acked": sink.acked, "at_end": s.at_end})
             if s.at_end == "idle":
+                watchdog.beat(float("inf"))  # idle by design: nothing left to hang
                 stop.wait()
         return _finish(sink, s, source, health)
     except BaseException:

@@ -1,9 +1,13 @@
-"""Seeded generator of the shipped SYNTHETIC sample: ~48 h of 1-minute prices and tweets per coin.
+"""Seeded generator of the shipped SYNTHETIC sample: ~48 h of 1-minute prices, X posts and
+Bluesky posts per coin.
 
 Prices are a random walk at realistic levels and volatility whose drift follows a hidden "mood"
-process; tweets are drawn from the same mood about an hour earlier, so tweet sentiment loosely
-leads price (the demo's correlation panels have something to find). Every record says
-``source: "synthetic"``. Same seed and options -> byte-identical files.
+process; posts on both platforms are drawn from the same mood about an hour earlier, so post
+sentiment loosely leads price (the demo's correlation panels have something to find). Bluesky
+posts look like what the Jetstream producer writes (``at://`` ids, ``did:plc`` authors,
+``observed_at``, no engagement counts). Every record says ``source: "synthetic"``; every author is
+``synthetic_user_NNN`` / ``synthetic-user-NNN.example``. Same seed and options -> byte-identical
+files.
 
     python -m coinfeed.producers.samplegen --out samples
 """
@@ -28,6 +32,8 @@ SOURCE: Final = "synthetic"
 DEFAULT_SEED: Final = 20240321
 DEFAULT_START: Final = datetime(2025, 3, 3, tzinfo=UTC)
 TWITTER_EPOCH_MS: Final = 1288834974657  # snowflake ids grow with time, as since_id relies on
+BLUESKY_SHARE: Final = 0.4  # Bluesky posts per X post
+TID_ALPHABET: Final = "234567abcdefghijklmnopqrstuvwxyz"  # atproto's base32-sortable
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,17 @@ def _authors(rng: random.Random, n: int = 600) -> list[Author]:
     return out
 
 
+def _did(rng: random.Random) -> str:
+    """A did:plc-shaped identifier (24 base32 characters), seeded: no real account."""
+    return "did:plc:" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(24))
+
+
+def tid(micros: int, clock_id: int) -> str:
+    """An atproto TID (record key): 53 bits of microseconds and 10 of clock id, base32-sortable."""
+    n = (micros << 10) | (clock_id & 0x3FF)
+    return "".join(TID_ALPHABET[(n >> (5 * i)) & 31] for i in reversed(range(13)))
+
+
 def _mood(rng: random.Random, minutes: int) -> list[float]:
     """Mean-reverting (Ornstein-Uhlenbeck) market mood in about [-2, 2], half-life ~3 h."""
     theta, sigma, x = 1 / 260, 0.09, 0.0
@@ -131,7 +148,19 @@ def generate(
     hours: int = 48,
     lead_minutes: int = 60,
 ) -> tuple[list[PriceTick], list[Tweet]]:
-    """One coin's prices (one per minute, at each minute's close) and tweets, in time order."""
+    """One coin's prices (one per minute, at each minute's close) and X posts, in time order."""
+    prices, tweets, _ = generate_all(coin, seed, start, hours, lead_minutes)
+    return prices, tweets
+
+
+def generate_all(
+    coin: str,
+    seed: int = DEFAULT_SEED,
+    start: datetime = DEFAULT_START,
+    hours: int = 48,
+    lead_minutes: int = 60,
+) -> tuple[list[PriceTick], list[Tweet], list[Tweet]]:
+    """Prices, X posts and Bluesky posts of one coin, each in time order."""
     profile = PROFILES[coin]
     # One stream per coin so adding a coin never changes another coin's data.
     rng = random.Random(f"{seed}:{coin}")
@@ -168,7 +197,79 @@ def generate(
             created = start + timedelta(minutes=m, milliseconds=offset_ms)
             tweets.append(_tweet(rng, profile, authors, now_mood, price, created, seq))
     tweets.sort(key=lambda t: int(t.id))
-    return prices, tweets
+    return prices, tweets, _bluesky(coin, seed, start, minutes, mood[lead_minutes:], prices)
+
+
+def _bluesky(
+    coin: str,
+    seed: int,
+    start: datetime,
+    minutes: int,
+    mood: list[float],
+    prices: list[PriceTick],
+) -> list[Tweet]:
+    """Bluesky posts from the same mood, with their own random stream (the X posts and prices
+    stay as they were)."""
+    profile = PROFILES[coin]
+    rng = random.Random(f"{seed}:{coin}:bluesky")
+    authors = [(_did(rng), f"synthetic-user-{i:03d}.example") for i in range(300)]
+    posts: list[Tweet] = []
+    for m in range(minutes):
+        rate = BLUESKY_SHARE * profile.tweets_per_minute * (1 + 0.4 * min(2.0, abs(mood[m])))
+        for _ in range(_poisson(rng, rate)):
+            created = start + timedelta(minutes=m, milliseconds=rng.randrange(60_000))
+            did, handle = authors[min(len(authors) - 1, int(rng.paretovariate(1.2)) - 1)]
+            text, lang, tags = _text(rng, profile, mood[m], prices[m].price)
+            micros = int(created.timestamp() * 1_000_000)
+            posts.append(
+                Tweet(
+                    platform="bluesky",
+                    coin=coin,
+                    id=f"at://{did}/app.bsky.feed.post/{tid(micros, rng.randrange(1024))}",
+                    created_at=created,
+                    text=text,
+                    lang=lang,
+                    author_id=did,
+                    author_username=handle,
+                    hashtags=tags,
+                    cashtags=[profile.symbol.upper()],
+                    source=SOURCE,
+                    # Jetstream sees a post a fraction of a second to a few seconds later
+                    observed_at=created + timedelta(milliseconds=rng.randrange(200, 3000)),
+                )
+            )
+    posts.sort(key=lambda p: (p.created_at, p.id))
+    return posts
+
+
+def _text(
+    rng: random.Random, profile: CoinProfile, mood: float, price: float
+) -> tuple[str, str, list[str]]:
+    """Text, language and hashtags of one post, worded after the mood."""
+    lang = _weighted(rng, LANG_WEIGHTS)
+    tags = rng.sample(HASHTAGS[profile.symbol], k=rng.randint(0, 3))
+    fields = {
+        "tag": profile.symbol.upper(),
+        "name": profile.name,
+        "price": f"${price:,.2f}",
+        "hashtags": " ".join(f"#{t}" for t in tags),
+    }
+    positive = rng.random() < 1 / (1 + math.exp(-1.6 * mood))
+    if lang != "en":
+        text = rng.choice(OTHER_LANGS[lang]).format(**fields)
+    elif rng.random() < 0.25:
+        text = rng.choice(NEUTRAL_EN).format(**fields)
+    else:
+        adj = rng.choice(POSITIVE if positive else NEGATIVE)
+        noun = rng.choice(POSITIVE_NOUNS if positive else NEGATIVE_NOUNS)
+        text = rng.choice(TEMPLATES_EN).format(
+            adj=adj,
+            adj_cap=adj.capitalize(),
+            noun=noun,
+            arrow="up" if positive else "down",
+            **fields,
+        )
+    return text.strip(), lang, tags
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -245,8 +346,17 @@ def write_jsonl_gz(path: Path, records: Sequence[Record]) -> None:
             gz.write(dump_line(record))
 
 
+# File name of each stream, per coin (the demo finds them by these names).
+SAMPLE_FILES: Final = {
+    "prices": "{coin}-prices.jsonl.gz",
+    "x": "{coin}-tweets.jsonl.gz",
+    "bluesky": "{coin}-bluesky-posts.jsonl.gz",
+}
+
+
 def sample_paths(out: Path, coin: str) -> dict[str, Path]:
-    return {kind: out / f"{coin}-{kind}.jsonl.gz" for kind in ("prices", "tweets")}
+    """``prices``, ``x`` and ``bluesky`` -> the coin's file of that stream."""
+    return {key: out / name.format(coin=coin) for key, name in SAMPLE_FILES.items()}
 
 
 def write_sample(
@@ -254,18 +364,24 @@ def write_sample(
 ) -> list[Path]:
     written = []
     for coin in coins:
-        price_records, tweet_records = generate(coin, seed=seed, hours=hours)
+        prices, x_posts, bluesky_posts = generate_all(coin, seed=seed, hours=hours)
+        streams: dict[str, Sequence[Record]] = {
+            "prices": prices,
+            "x": x_posts,
+            "bluesky": bluesky_posts,
+        }
         paths = sample_paths(out, coin)
-        write_jsonl_gz(paths["prices"], price_records)
-        write_jsonl_gz(paths["tweets"], tweet_records)
-        written += [paths["prices"], paths["tweets"]]
+        for key, path in paths.items():
+            write_jsonl_gz(path, streams[key])
+            written.append(path)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m coinfeed.producers.samplegen",
-        description="Write the SYNTHETIC sample (<coin>-prices.jsonl.gz, <coin>-tweets.jsonl.gz).",
+        description="Write the SYNTHETIC sample (<coin>-prices.jsonl.gz, <coin>-tweets.jsonl.gz "
+        "with X posts, <coin>-bluesky-posts.jsonl.gz with Bluesky posts).",
     )
     parser.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)

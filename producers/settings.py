@@ -55,6 +55,13 @@ class Settings:
     tweet_mode: str = "search"
     backfill_minutes: int | None = None
     bearer_token_file: Path | None = None
+    lookback_minutes: float = 60.0
+    max_pages: int = 10
+    jetstream_urls: list[str] = field(default_factory=list)
+    cursor_margin_seconds: float = 10.0
+    stream_stall_seconds: float = 60.0
+    # liveness: /healthz fails after this long without progress (None: from the poll interval)
+    liveness_stall_seconds: float | None = None
 
 
 def _csv(value: str | None) -> list[str]:
@@ -119,6 +126,13 @@ def _common(p: argparse.ArgumentParser, env: Mapping[str, str], kind: TopicKind)
         type=int,
         default=60_000,
         help="how long one Kafka send may block on a full buffer or missing metadata",
+    )
+    g.add_argument(
+        "--liveness-stall-seconds",
+        type=float,
+        default=None,
+        help="/healthz answers 503 once the work loop made no progress for this long beyond a "
+        "planned wait (default: 3 poll intervals, at least 60 s)",
     )
     g.add_argument(
         "--kafka-stall-seconds",
@@ -199,14 +213,48 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--coingecko-id", help="CoinGecko coin id (default: known ids, e.g. btc -> bitcoin)"
     )
 
-    t = sub.add_parser("tweets", help="tweets: X API v2 recent search or replay")
+    t = sub.add_parser(
+        "tweets", help="social posts: X API v2 recent search, Bluesky Jetstream, or replay"
+    )
     _common(t, env, "tweets")
     g = t.add_argument_group("tweets")
     g.add_argument(
         "--source",
         default=env.get(env_names.TWEET_SOURCE, "x-api"),
-        choices=["x-api", "replay"],
+        choices=["x-api", "bluesky", "replay"],
         help=f"[${env_names.TWEET_SOURCE}]",
+    )
+    g.add_argument(
+        "--lookback-minutes",
+        type=float,
+        default=float(env.get(env_names.SOCIAL_LOOKBACK_MINUTES, 60)),
+        help="when the topic holds no post of this source yet, start this far back (X: the "
+        f"first search's start_time; Bluesky: the cursor) [${env_names.SOCIAL_LOOKBACK_MINUTES}]",
+    )
+    g.add_argument(
+        "--max-pages",
+        type=int,
+        default=int(env.get(env_names.X_MAX_PAGES, 10)),
+        help="X recent search: pages per poll; a longer result continues at the next poll "
+        f"[${env_names.X_MAX_PAGES}]",
+    )
+    g.add_argument(
+        "--jetstream-url",
+        default=env.get(env_names.JETSTREAM_URLS),
+        help="Bluesky: comma-separated Jetstream endpoints wss://host, rotated on reconnect "
+        f"(default: Bluesky's four public instances) [${env_names.JETSTREAM_URLS}]",
+    )
+    g.add_argument(
+        "--cursor-margin-seconds",
+        type=float,
+        default=10.0,
+        help="Bluesky: resume this far before the newest post seen (repeats are dropped by id)",
+    )
+    g.add_argument(
+        "--stream-stall-seconds",
+        type=float,
+        default=60.0,
+        help="Bluesky: reconnect when the stream delivers nothing for this long",
     )
     g.add_argument(
         "--keywords",
@@ -262,6 +310,8 @@ def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"replay needs --replay-file or {env_names.REPLAY_FILE}")
     if args.replay_speed < 0:
         raise SettingsError("--replay-speed must be >= 0")
+    if args.kind == "tweets" and (args.lookback_minutes <= 0 or args.max_pages < 1):
+        raise SettingsError("--lookback-minutes must be > 0 and --max-pages >= 1")
     common = dict(
         kind=args.kind,
         coin=coin,
@@ -276,6 +326,7 @@ def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout=args.shutdown_timeout,
         max_block_ms=args.max_block_ms,
         kafka_stall_seconds=args.kafka_stall_seconds,
+        liveness_stall_seconds=args.liveness_stall_seconds,
         replay_file=Path(args.replay_file) if args.replay_file else None,
         replay_speed=args.replay_speed,
         rebase=args.rebase,
@@ -302,6 +353,11 @@ def parse(argv: list[str], env: Mapping[str, str] | None = None) -> Settings:
         tweet_mode=args.tweet_mode,
         backfill_minutes=args.backfill_minutes,
         bearer_token_file=Path(args.bearer_token_file) if args.bearer_token_file else None,
+        lookback_minutes=args.lookback_minutes,
+        max_pages=args.max_pages,
+        jetstream_urls=_csv(args.jetstream_url),
+        cursor_margin_seconds=args.cursor_margin_seconds,
+        stream_stall_seconds=args.stream_stall_seconds,
     )
 
 

@@ -28,11 +28,10 @@ from typing import Any, Final, Literal
 
 from kafka.errors import KafkaTimeoutError
 
-from coinfeed.producers.batch import Record
+from coinfeed.producers.batch import Header, Record
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.replay import event_time
 from coinfeed.producers.retry import RetryPolicy
-from coinfeed.schemas import SCHEMA_VERSION
 from coinfeed.topics import TopicKind, topic_name
 
 log = logging.getLogger("coinfeed.producers.sink")
@@ -51,8 +50,9 @@ def record_key(record: Record) -> bytes:
 
 
 def record_headers(record: Record) -> list[tuple[str, bytes]]:
+    """``schema_version`` is the record's own (a replayed version-1 file stays version 1)."""
     return [
-        (HEADER_SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+        (HEADER_SCHEMA_VERSION, str(record.schema_version).encode()),
         (HEADER_SOURCE, record.source.encode()),
     ]
 
@@ -93,16 +93,18 @@ class _Delivery:
     """One record's outcome handlers: one small object per send instead of two partials
     (measured: the per-record callback registration is a visible share of the send cost)."""
 
-    __slots__ = ("record", "sink", "started")
+    __slots__ = ("extra", "record", "sink", "started")
 
-    def __init__(self, sink: KafkaSink, record: Record, started: float) -> None:
-        self.sink, self.record, self.started = sink, record, started
+    def __init__(
+        self, sink: KafkaSink, record: Record, started: float, extra: list[Header] | None
+    ) -> None:
+        self.sink, self.record, self.started, self.extra = sink, record, started, extra
 
     def acked(self, metadata: Any) -> None:
         self.sink._on_ack(self.record, self.started, metadata)
 
     def failed(self, exc: BaseException) -> None:
-        self.sink._on_error(self.record, exc)
+        self.sink._on_error(self.record, exc, self.extra)
 
 
 class KafkaSink:
@@ -117,8 +119,14 @@ class KafkaSink:
         kafka_timestamp: KafkaTimestamp = "send",
         stall_seconds: float = 15.0,
         producer_factory: Callable[[], Any] | None = None,
+        heartbeat: Callable[[float], None] | None = None,
     ) -> None:
         self.producer = producer
+        # Liveness: told before every blocking send attempt how long it may take.
+        self.heartbeat = heartbeat or (lambda _seconds: None)
+        self._max_block_s = (
+            float((getattr(producer, "config", None) or {}).get("max_block_ms", 60_000)) / 1000
+        )
         # Without a factory a wedged producer is only reported (not ready), never replaced.
         self.producer_factory = producer_factory
         self.wedge_seconds = wedge_seconds(producer.config) if producer_factory else float("inf")
@@ -135,7 +143,8 @@ class KafkaSink:
         # Set when shutdown gives up on a Kafka that stays down: pending sends are dropped (counted).
         self.abandon = threading.Event()
         self._lock = threading.Lock()
-        self._failed: deque[Record] = deque()
+        # Failed deliveries kept for re-sending, with their extra headers.
+        self._failed: deque[tuple[Record, list[Header] | None]] = deque()
         self.acked = 0
         self.dropped = 0
         self.in_flight = 0
@@ -148,7 +157,7 @@ class KafkaSink:
         self._latency = metrics.send_latency.labels(coin, kind)
         self._newest_gauge = metrics.newest_record.labels(coin, kind)
         # Headers per source built once: kafka-python encodes them at send(), never keeps the list.
-        self._headers: dict[str, list[tuple[str, bytes]]] = {}
+        self._headers: dict[tuple[str, int], list[Header]] = {}
 
     # --- callbacks (kafka-python's I/O thread) ---
     def _on_ack(self, record: Record, started: float, _metadata: Any) -> None:
@@ -164,14 +173,16 @@ class KafkaSink:
                 self._newest = t
                 self._newest_gauge.set(t)
 
-    def _on_error(self, record: Record, exc: BaseException) -> None:
+    def _on_error(
+        self, record: Record, exc: BaseException, extra: list[Header] | None = None
+    ) -> None:
         self.metrics.send_errors.labels(self.coin, self.kind, type(exc).__name__).inc()
         with self._lock:
             self.in_flight -= 1
             self._ok = False
             self._last_progress = time.monotonic()  # a failure is a completion: not wedged
             if keep_for_retry(len(self._failed), self.max_buffered):
-                self._failed.append(record)
+                self._failed.append((record, extra))
                 return
         self._drop(record, "buffer_full", exc)
 
@@ -190,17 +201,22 @@ class KafkaSink:
         )
 
     # --- main thread ---
-    def send(self, record: Record) -> None:
-        """Hand one record to Kafka; blocks (with backoff) while Kafka cannot take it."""
+    def send(self, record: Record, extra_headers: list[Header] | None = None) -> None:
+        """Hand one record to Kafka; blocks (with backoff) while Kafka cannot take it.
+        ``extra_headers`` follow the standard ones (kept with the record through retries)."""
         key = record_key(record)
         value = record.to_json()
-        headers = self._headers.get(record.source)
+        cache_key = (record.source, record.schema_version)
+        headers = self._headers.get(cache_key)
         if headers is None:
-            headers = self._headers[record.source] = record_headers(record)
+            headers = self._headers[cache_key] = record_headers(record)
+        if extra_headers:
+            headers = headers + extra_headers
         timestamp_ms = event_ms(record) if self.kafka_timestamp == "event" else None
         attempt = 0
         while True:
             started = time.monotonic()
+            self.heartbeat(self._max_block_s)
             try:
                 future = self.producer.send(
                     self.topic, value=value, key=key, headers=headers, timestamp_ms=timestamp_ms
@@ -220,6 +236,7 @@ class KafkaSink:
                     "kafka not accepting records, retrying",
                     extra={"topic": self.topic, "attempt": attempt, "retry_in_s": round(delay, 2)},
                 )
+                self.heartbeat(delay + self._max_block_s)
                 self.abandon.wait(delay)
                 attempt += 1
             except Exception as exc:  # not retriable (e.g. record too large): counted and logged
@@ -231,7 +248,7 @@ class KafkaSink:
                 self._last_progress = started
             self.in_flight += 1
             wedged = is_wedged(self.in_flight, started - self._last_progress, self.wedge_seconds)
-        delivery = _Delivery(self, record, started)
+        delivery = _Delivery(self, record, started, extra_headers)
         future.add_callback(delivery.acked)
         future.add_errback(delivery.failed)
         if wedged:
@@ -291,8 +308,8 @@ class KafkaSink:
         with self._lock:
             batch = list(self._failed)
             self._failed.clear()
-        for record in batch:
-            self.send(record)
+        for record, extra in batch:
+            self.send(record, extra)
         return len(batch)
 
     @property
@@ -321,7 +338,7 @@ class KafkaSink:
             with self._lock:
                 left = list(self._failed)
                 self._failed.clear()
-            for record in left:
+            for record, _ in left:
                 self._drop(record, "shutdown", None)
         try:
             self.producer.close(timeout=5 if ok else 0)

@@ -7,6 +7,7 @@ Parsing lives in prices.py / tweets.py / replay.py (pure); this module only does
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -48,6 +49,12 @@ class Source(Protocol):
     def ready(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+def not_ready_reason(source: object) -> str:
+    """Why a source is not ready, for /readyz (empty when it does not say)."""
+    reason = getattr(source, "not_ready_reason", None)
+    return str(reason()) if callable(reason) else ""
 
 
 class ReplaySource:
@@ -130,8 +137,12 @@ class _Polling:
         self.interval = interval
         self.metrics = metrics
         self._ok = False
+        self._reason = "no successful request yet"
         self._last_start = 0.0
         self._extra_wait = 0.0
+
+    def not_ready_reason(self) -> str:
+        return "" if self._ok else self._reason
 
     def next_wait(self) -> float:
         left = self.interval - (time.monotonic() - self._last_start)
@@ -166,13 +177,14 @@ class _PricePolling(_Polling):
                 self._last_ms = ms
         return fresh
 
-    def _failed(self, outcome: str, exc: Exception) -> Batch:
+    def _failed(self, outcome: str, exc: Exception, why: str | None = None) -> Batch:
         self.metrics.request(outcome)
         self._ok = False
+        self._reason = why or f"{self.name}: {outcome}"
         self._extra_wait = self.policy.backoff(self._failures)
         self._failures += 1
-        log.warning(
-            "price source request failed",
+        (log.error if why else log.warning)(
+            why or "price source request failed",
             extra={"source": self.name, "outcome": outcome, "error": _short(exc)},
         )
         return Batch()
@@ -232,6 +244,10 @@ class CcxtPriceSource(_PricePolling):
                 )
         except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
             return self._failed("rate_limited", exc)
+        except ccxt.ExchangeNotAvailable as exc:
+            if is_geo_blocked(exc):
+                return self._failed(GEO_BLOCKED, exc, geo_blocked_message(self.name))
+            return self._failed("server_error", exc)
         except ccxt.NetworkError as exc:  # timeouts, 5xx, exchange not available
             return self._failed("server_error", exc)
         except ccxt.BaseError as exc:  # unparseable body, error payload, bad symbol
@@ -244,6 +260,24 @@ class CcxtPriceSource(_PricePolling):
         self._ok, self._failures = True, 0
         batch.records = self._keep_newer(batch.records)
         return batch
+
+
+# HTTP 451 Unavailable For Legal Reasons: Binance (binance.com) refuses requests from restricted
+# locations, the US among them. Retrying cannot help; the user must pick another source.
+GEO_BLOCKED = "geo_blocked"
+
+
+def is_geo_blocked(exc: BaseException) -> bool:
+    """ccxt maps HTTP 451 to ExchangeNotAvailable; its message carries the status code."""
+    return re.search(r"\b451\b", str(exc)) is not None
+
+
+def geo_blocked_message(exchange: str) -> str:
+    return (
+        f"{exchange} answers HTTP 451 (unavailable for legal reasons): it refuses requests from "
+        "this address's location (Binance does so for the US); choose another price source, "
+        "e.g. coingecko or kraken"
+    )
 
 
 def rebase_urls(api: Any, base: str) -> Any:
@@ -317,6 +351,10 @@ class CoinGeckoPriceSource(_PricePolling):
             return Batch()
         if resp.status_code >= 500:
             return self._failed("server_error", RuntimeError(f"HTTP {resp.status_code}"))
+        if resp.status_code == 451:
+            return self._failed(
+                GEO_BLOCKED, RuntimeError("HTTP 451"), geo_blocked_message(self.name)
+            )
         if resp.status_code >= 400:
             return self._failed("client_error", RuntimeError(f"HTTP {resp.status_code}"))
         ctype = resp.headers.get("content-type")

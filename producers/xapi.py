@@ -1,4 +1,4 @@
-"""X API v2 through tweepy: recent-search polling with ``since_id`` and full pagination.
+"""X API v2 through tweepy: recent-search polling with ``since_id``, page by page.
 
 Pointing tweepy at another host: tweepy.Client hard-codes ``https://api.twitter.com`` but sends
 every request through its public ``session`` (a ``requests.Session``). A requests *transport
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from coinfeed.producers import tweets
+from coinfeed.producers import resume, tweets
 from coinfeed.producers.batch import Batch, BodyError, decode_json_body
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.retry import RetryPolicy, parse_rate_limit, rate_limit_wait
@@ -59,11 +61,35 @@ def make_client(bearer_token: str, base_url: str = DEFAULT_BASE_URL) -> Any:
     return client
 
 
-class XRecentSearchSource(_Polling):
-    """``GET /2/tweets/search/recent``: every poll fetches all pages newer than ``since_id``.
+def x_time(when: float) -> str:
+    """The X API's ``start_time`` format: ``YYYY-MM-DDTHH:mm:ssZ`` (UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
-    Pages come newest first; ``since_id`` only advances after the last page arrived, so a failure
-    part-way through repeats the poll rather than leaving a gap. Records are returned oldest first.
+
+# Recent search covers the last 7 days; start_time must lie inside (with a little slack).
+RECENT_WINDOW_S: Final = 7 * 86400 - 300
+
+
+@dataclass
+class _Pagination:
+    """One search from a lower bound (``since_id`` or ``start_time``) to now, page by page."""
+
+    since_id: str | None
+    start_time: str | None
+    next_token: str | None = None
+    newest_id: str | None = None
+    pages: int = 0
+
+
+class XRecentSearchSource(_Polling):
+    """``GET /2/tweets/search/recent``, one page per ``poll()``, sent as it arrives.
+
+    A search runs from the last complete one's newest id (``since_id``); the very first (an empty
+    topic) from ``lookback`` before now (``start_time``), never the whole 7-day window. Pages come
+    newest first; each is handed on at once (records oldest first within it), tagged with its
+    search (see ``resume.py``), so memory holds one page. At most ``max_pages`` pages per poll
+    interval: a search with more continues with its ``next_token`` at the next poll. ``since_id``
+    advances only when the last page arrived, so a failure part-way repeats, never skips.
     """
 
     name = "x-api"
@@ -79,28 +105,55 @@ class XRecentSearchSource(_Polling):
         sleep: Sleep,
         since_id: str | None = None,
         max_results: int = 100,
+        lookback_s: float = 3600.0,
+        max_pages: int = 10,
+        start_time: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(interval, metrics)
         self.client, self.coin, self.query = client, coin, query
         self.policy, self.sleep = policy, sleep
         self.since_id = since_id
+        self.start_time = start_time  # a cut-short first search to repeat (from resume)
         self.max_results = max(10, min(100, max_results))
+        self.lookback_s = lookback_s
+        self.max_pages = max(1, max_pages)
+        self.clock = clock
+        self._search: _Pagination | None = None
+        self._more_now = False
+        self._cycle_pages = 0
         self._not_before = 0.0  # wall clock: no request before the rate-limit window resets
 
-    def _params(self, next_token: str | None) -> dict[str, Any]:
+    def _params(self, search: _Pagination) -> dict[str, Any]:
         params: dict[str, Any] = {
             "max_results": self.max_results,
             "tweet_fields": tweets.TWEET_FIELDS,
             "expansions": tweets.EXPANSIONS,
             "user_fields": tweets.USER_FIELDS,
         }
-        if self.since_id:
-            params["since_id"] = self.since_id
-        if next_token:
-            params["next_token"] = next_token
+        if search.since_id:
+            params["since_id"] = search.since_id
+        elif search.start_time:
+            params["start_time"] = search.start_time
+        if search.next_token:
+            params["next_token"] = search.next_token
         return params
 
-    def _get(self, next_token: str | None) -> requests.Response | None:
+    def _new_search(self) -> _Pagination:
+        if self.since_id:
+            return _Pagination(self.since_id, None)
+        now = self.clock()
+        earliest = x_time(now - RECENT_WINDOW_S)
+        start = self.start_time or x_time(now - self.lookback_s)
+        start = max(start, earliest)  # same format: string order is time order
+        if not self.start_time:
+            log.info(
+                "no X posts in the topic yet: searching from the lookback, not the whole week",
+                extra={"start_time": start, "lookback_s": self.lookback_s},
+            )
+        return _Pagination(None, start)
+
+    def _get(self, params: dict[str, Any]) -> requests.Response | None:
         """One page, retrying 429 (until the reset) and 5xx/network (backoff); None = give up."""
         import tweepy
 
@@ -111,9 +164,7 @@ class XRecentSearchSource(_Polling):
                 if not self.sleep(min(wait, self.policy.max_wait)):
                     return None
             try:
-                resp: requests.Response = self.client.search_recent_tweets(
-                    self.query, **self._params(next_token)
-                )
+                resp: requests.Response = self.client.search_recent_tweets(self.query, **params)
             except tweepy.TooManyRequests as exc:
                 self.metrics.request("rate_limited")
                 self._note_rate_limit(exc.response, limited=True)
@@ -134,6 +185,9 @@ class XRecentSearchSource(_Polling):
                     "X API refused the request",
                     extra={"status": exc.response.status_code, "error": _short(exc)},
                 )
+                if self._search is not None and self._search.next_token:
+                    # e.g. an expired next_token: search the same range again from its bound.
+                    self._search = None
                 return None
             except requests.RequestException as exc:
                 self.metrics.request("network_error")
@@ -162,37 +216,61 @@ class XRecentSearchSource(_Polling):
         if wait > 0:
             self._not_before = max(self._not_before, now + wait)
 
+    def next_wait(self) -> float:
+        if self._more_now:
+            return 0.0  # the current search has pages left inside this poll's page budget
+        return super().next_wait()
+
     def poll(self) -> Batch:
-        self._last_start = time.monotonic()
-        out = Batch()
-        newest: str | None = None
-        next_token: str | None = None
-        while True:
-            resp = self._get(next_token)
-            if resp is None:
-                self._ok = False
-                return Batch(skips=out.skips)  # nothing sent, since_id unchanged: retried next poll
-            try:
-                page = tweets.parse_search_page(
-                    self.coin, resp.content, resp.headers.get("content-type")
-                )
-            except BodyError as err:
-                self.metrics.request("bad_body")
-                self._ok = False
-                log.warning("X API body unusable", extra={"reason": err.skip.reason})
-                return Batch(skips=[*out.skips, err.skip])
-            self.metrics.request("ok")
-            out.extend(page.batch)
-            if next_token is None:
-                newest = page.newest_id  # the first page carries the newest id of the whole result
-            next_token = page.next_token
-            if not next_token:
-                break
+        if not self._more_now:
+            self._last_start = time.monotonic()  # a poll interval starts
+            self._cycle_pages = 0
+        self._more_now = False
+        if self._search is None:
+            self._search = self._new_search()
+        search = self._search
+        resp = self._get(self._params(search))
+        if resp is None:
+            self._ok = False
+            self._reason = "X API request failed (see the producer log)"
+            return Batch()  # nothing sent for this page, bounds unchanged: asked again next poll
+        try:
+            page = tweets.parse_search_page(
+                self.coin, resp.content, resp.headers.get("content-type")
+            )
+        except BodyError as err:
+            self.metrics.request("bad_body")
+            self._ok = False
+            self._reason = f"X API body unusable ({err.skip.reason})"
+            log.warning("X API body unusable", extra={"reason": err.skip.reason})
+            return Batch(skips=[err.skip])
+        self.metrics.request("ok")
         self._ok = True
+        if search.pages == 0:
+            search.newest_id = page.newest_id  # the first page carries the newest id of the result
+        search.pages += 1
+        self._cycle_pages += 1
+        search.next_token = page.next_token
+        last = not page.next_token
+        out = page.batch
         out.records.sort(key=lambda r: int(r.id))  # type: ignore[union-attr]
-        newest = tweets.max_id([i for i in (newest, self.since_id) if i])
-        if newest:
-            self.since_id = newest
+        headers = resume.x_pagination_headers(
+            search.since_id, search.start_time, search.newest_id, last
+        )
+        out.headers = [headers for _ in out.records]
+        if last:
+            newest = tweets.max_id([i for i in (search.newest_id, search.since_id) if i])
+            if newest:
+                self.since_id = newest
+            self.start_time = None
+            self._search = None
+        elif self._cycle_pages >= self.max_pages:
+            log.info(
+                "page cap reached: the rest of this search continues at the next poll",
+                extra={"pages": self._cycle_pages, "max_pages": self.max_pages},
+            )
+        else:
+            self._more_now = True
         return out
 
 

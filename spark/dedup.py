@@ -1,4 +1,4 @@
-"""Drop duplicate records: tweets by ``id``, price ticks by ``(source, ts)``, per coin.
+"""Drop duplicate records: posts by ``(platform, id)``, price ticks by ``(source, ts)``, per coin.
 
 Producers deliver at least once, and a tweet can be fetched twice with newer engagement counts, so
 the newest observation wins: highest Kafka timestamp, then partition and offset (a total order, so
@@ -16,7 +16,7 @@ from coinfeed.topics import TopicKind
 
 DEDUP_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "prices": ("coin", "source", "ts"),
-    "tweets": ("coin", "id"),
+    "tweets": ("coin", "platform", "id"),  # version-1 records read as platform x
 }
 
 

@@ -180,7 +180,7 @@ def process_coin(
     from coinfeed.spark.parse import check, split
     from coinfeed.spark.prices import price_hourly
     from coinfeed.spark.sentiment import with_sentiment
-    from coinfeed.spark.summary import CoinRun, LatestHour
+    from coinfeed.spark.summary import CoinRun, LatestHour, platform_figures
     from coinfeed.spark.tweets import tweet_hourly
 
     run = CoinRun(coin=coin, hours=hours)
@@ -266,6 +266,7 @@ def process_coin(
             realized_volatility=r.realized_volatility,
             tweet_count=int(r.tweet_count),
             sentiment_mean=r.sentiment_mean,
+            **platform_figures(r.asDict()),
         )
     for df in persisted:
         df.unpersist()

@@ -5,18 +5,20 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
+from coinfeed.schemas import PLATFORMS
 from coinfeed.spark.prices import PRICE_COLUMNS
-from coinfeed.spark.tweets import TWEET_COLUMNS
+from coinfeed.spark.tweets import POST_COLUMNS, platform_columns
 
-HOURLY_COLUMNS = ("coin", "date", "hour", "hour_start", *PRICE_COLUMNS, *TWEET_COLUMNS)
+HOURLY_COLUMNS = ("coin", "date", "hour", "hour_start", *PRICE_COLUMNS, *POST_COLUMNS)
 
-# An hour nobody tweeted in has zero tweets and engagement, but no sentiment (undefined, not 0).
+# An hour nobody posted in has zero posts and engagement, but no sentiment (undefined, not 0).
 _ZERO_WHEN_MISSING = (
     "tick_count",
     "tweet_count",
     "unique_authors",
     "likes_total",
     "retweets_total",
+    *(platform_columns(p)[0] for p in PLATFORMS),
 )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -21,6 +23,19 @@ class LatestHour:
     realized_volatility: float | None
     tweet_count: int
     sentiment_mean: float | None
+    # per platform (x, bluesky): posts and mean sentiment (None: no posts) of the hour
+    platform_posts: dict[str, int] = field(default_factory=dict)
+    platform_sentiment: dict[str, float | None] = field(default_factory=dict)
+
+
+def platform_figures(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``platform_posts`` and ``platform_sentiment`` of :class:`LatestHour` from an hourly row."""
+    from coinfeed.schemas import PLATFORMS
+
+    return {
+        "platform_posts": {p: int(row.get(f"{p}_post_count") or 0) for p in PLATFORMS},
+        "platform_sentiment": {p: row.get(f"{p}_sentiment_mean") for p in PLATFORMS},
+    }
 
 
 @dataclass
@@ -99,6 +114,18 @@ def success_registry(run: CoinRun, finished_at: float) -> CollectorRegistry:
             # An hour without tweets has no sentiment: leave the series out rather than report 0.
             if value is not None:
                 gauge(name, doc).labels(coin).set(value)
+        if latest.platform_posts:
+            posts = gauge(m.HOURLY_PLATFORM_POSTS, "Posts in the newest hour.", ("platform",))
+            sentiment = gauge(
+                m.HOURLY_PLATFORM_SENTIMENT,
+                "Mean VADER compound of the newest hour.",
+                ("platform",),
+            )
+            for platform, n in sorted(latest.platform_posts.items()):
+                posts.labels(coin, platform).set(n)
+                mean = latest.platform_sentiment.get(platform)
+                if mean is not None:
+                    sentiment.labels(coin, platform).set(mean)
     return reg
 
 

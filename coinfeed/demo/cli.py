@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Kafka on free ports instead of 2181/9092-9094 (tests, busy machines)",
     )
+    run.add_argument(
+        "--platforms",
+        default="x,bluesky",
+        help="social posts to replay: x, bluesky or both (default x,bluesky); each platform's "
+        "sample file gets its own replay producer, all onto the coin's tweets topic",
+    )
     run.add_argument("--replay-timeout", type=float, default=600.0, help="seconds")
     run.add_argument("--job-timeout", type=float, default=900.0, help="seconds")
     return parser
@@ -84,5 +90,6 @@ def main(argv: list[str]) -> int:
         pushgateway_port=args.pushgateway_port,
         replay_timeout=args.replay_timeout,
         job_timeout=args.job_timeout,
+        platforms=tuple(p.strip().lower() for p in args.platforms.split(",") if p.strip()),
     )
     return demo.run(opts)

@@ -25,6 +25,13 @@ COLUMNS: Final = (
     "tweet_count",
     "sentiment_mean",
 )
+# Per-platform columns (schema v2). Hourly tables written before them lack these: read as no posts.
+PLATFORMS: Final = ("x", "bluesky")
+PLATFORM_LABELS: Final = {"x": "X", "bluesky": "Bluesky"}
+PLATFORM_COLUMNS: Final = tuple(
+    c for p in PLATFORMS for c in (f"{p}_post_count", f"{p}_sentiment_mean")
+)
+PLATFORM_COLORS: Final = ("tab:gray", "tab:cyan")
 MIN_PAIRS: Final = 3  # fewer (sentiment, next return) pairs make a correlation meaningless
 
 
@@ -50,11 +57,16 @@ def prepare(hourly: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ReportError(f"hourly table lacks column(s) {', '.join(missing)}")
     df = hourly.loc[:, list(COLUMNS)].copy()
+    for c in PLATFORM_COLUMNS:
+        df[c] = hourly[c] if c in hourly.columns else (0 if c.endswith("_count") else float("nan"))
     df["hour_start"] = pd.to_datetime(df["hour_start"], utc=True)
     df["coin"] = df["coin"].astype(str)
-    for c in ("close", "log_return", "realized_volatility", "sentiment_mean"):
+    means = [c for c in PLATFORM_COLUMNS if c.endswith("_mean")]
+    for c in ("close", "log_return", "realized_volatility", "sentiment_mean", *means):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    df["tweet_count"] = pd.to_numeric(df["tweet_count"], errors="coerce").fillna(0).astype("int64")
+    counts = ["tweet_count", *(c for c in PLATFORM_COLUMNS if c.endswith("_count"))]
+    for c in counts:
+        df[c] = pd.to_numeric(df[c], errors="coerce").fillna(0).astype("int64")
     df = df.sort_values(["coin", "hour_start"], kind="stable").reset_index(drop=True)
     nxt = df.groupby("coin", sort=False)[["hour_start", "log_return"]].shift(-1)
     contiguous = (nxt["hour_start"] - df["hour_start"]) == pd.Timedelta(hours=1)
@@ -97,28 +109,44 @@ def _fmt(value: Any, spec: str, scale: float = 1.0) -> str:
     return format(float(value) * scale, spec)
 
 
-TABLE_HEADER: Final = ("hour (UTC)", "close", "return %", "volatility %", "tweets", "sentiment")
+TABLE_HEADER: Final = (
+    "hour (UTC)",
+    "close",
+    "return %",
+    "volatility %",
+    "posts",
+    "sentiment",
+    *(f"{PLATFORM_LABELS[p]} {what}" for p in PLATFORMS for what in ("posts", "sentiment")),
+)
 
 
 def table_rows(prepared: pd.DataFrame, coin: str) -> list[tuple[str, ...]]:
-    """One coin's hours as display strings, in :data:`TABLE_HEADER` order."""
+    """One coin's hours as display strings, in :data:`TABLE_HEADER` order: the figures over
+    every platform, then each platform's post count and mean sentiment."""
     part = prepared[prepared["coin"] == coin]
-    return [
-        (
-            r.hour_start.strftime("%Y-%m-%d %H:00"),
-            _fmt(r.close, ",.2f"),
-            _fmt(r.log_return, "+.3f", 100),
-            _fmt(r.realized_volatility, ".3f", 100),
-            str(int(r.tweet_count)),
-            _fmt(r.sentiment_mean, "+.3f"),
+    rows = []
+    for r in part.to_dict("records"):
+        split: list[str] = []
+        for p in PLATFORMS:
+            split += [str(int(r[f"{p}_post_count"])), _fmt(r[f"{p}_sentiment_mean"], "+.3f")]
+        rows.append(
+            (
+                r["hour_start"].strftime("%Y-%m-%d %H:00"),
+                _fmt(r["close"], ",.2f"),
+                _fmt(r["log_return"], "+.3f", 100),
+                _fmt(r["realized_volatility"], ".3f", 100),
+                str(int(r["tweet_count"])),
+                _fmt(r["sentiment_mean"], "+.3f"),
+                *split,
+            )
         )
-        for r in part.itertuples(index=False)
-    ]
+    return rows
 
 
 def render_png(prepared: pd.DataFrame, correlations: list[Correlation]) -> bytes:
-    """Per coin: close price with mean sentiment (twin axis) above tweet volume; then the
-    sentiment-vs-next-return scatter with its correlation."""
+    """Per coin: close price with mean sentiment (twin axis: all platforms, and each platform
+    dashed) next to post volume stacked by platform; then the sentiment-vs-next-return scatter
+    with its correlation."""
     import io
 
     import matplotlib
@@ -142,16 +170,44 @@ def render_png(prepared: pd.DataFrame, correlations: list[Correlation]) -> bytes
         ax, vol_ax = axes[i][0], axes[i][1]
         ax.plot(part["hour_start"], part["close"], color="tab:blue", label="close")
         ax.set_ylabel(f"{coin.upper()} close", color="tab:blue")
-        ax.set_title(f"{coin.upper()}: hourly close vs mean tweet sentiment")
+        ax.set_title(f"{coin.upper()}: hourly close vs mean post sentiment")
         sent_ax = ax.twinx()
-        sent_ax.plot(part["hour_start"], part["sentiment_mean"], color="tab:orange", marker=".")
+        sent_ax.plot(
+            part["hour_start"],
+            part["sentiment_mean"],
+            color="tab:orange",
+            marker=".",
+            label="all platforms",
+        )
+        for p, color in zip(PLATFORMS, PLATFORM_COLORS, strict=True):
+            if part[f"{p}_post_count"].sum() > 0:
+                sent_ax.plot(
+                    part["hour_start"],
+                    part[f"{p}_sentiment_mean"],
+                    color=color,
+                    linewidth=0.8,
+                    linestyle="--",
+                    label=PLATFORM_LABELS[p],
+                )
         sent_ax.set_ylabel("mean sentiment", color="tab:orange")
         sent_ax.axhline(0, color="tab:orange", linewidth=0.5, linestyle=":")
+        sent_ax.legend(loc="upper left", fontsize="small")
         ax.tick_params(axis="x", labelrotation=30)
-        vol_ax.bar(
-            part["hour_start"], part["tweet_count"], width=1 / 24, align="edge", color="tab:gray"
-        )
-        vol_ax.set_title(f"{coin.upper()}: tweets per hour")
+        bottom = None
+        for p, color in zip(PLATFORMS, PLATFORM_COLORS, strict=True):
+            counts = part[f"{p}_post_count"]
+            vol_ax.bar(
+                part["hour_start"],
+                counts,
+                width=1 / 24,
+                align="edge",
+                color=color,
+                bottom=bottom,
+                label=PLATFORM_LABELS[p],
+            )
+            bottom = counts if bottom is None else bottom + counts
+        vol_ax.set_title(f"{coin.upper()}: posts per hour by platform")
+        vol_ax.legend(fontsize="small")
         vol_ax.tick_params(axis="x", labelrotation=30)
     scatter, text_ax = axes[-1][0], axes[-1][1]
     for coin in coins:
@@ -194,7 +250,7 @@ def render_html(
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
-        f"<img alt='price, sentiment and tweet volume per coin' src='data:image/png;base64,{img}'>",
+        f"<img alt='price, sentiment and post volume by platform per coin' src='data:image/png;base64,{img}'>",
         "<h2>Correlation of hourly mean sentiment with the next hour's log return</h2>",
         "<table><tr><th>coin</th><th>pairs</th><th>Pearson r</th></tr>",
     ]

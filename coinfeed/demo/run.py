@@ -37,6 +37,7 @@ DEFAULT_MANIFESTS: Final = (
     REPO_ROOT / "manifests" / "coinfeed-eth.yaml",
 )
 JOB_DELAY: Final = timedelta(minutes=5)  # the CronJob runs at 5 past the hour
+PLATFORM_NAMES: Final = {"x": "X", "bluesky": "Bluesky"}
 
 
 class DemoError(RuntimeError):
@@ -57,6 +58,7 @@ class Options:
     pushgateway_port: int
     replay_timeout: float
     job_timeout: float
+    platforms: Sequence[str] = sample.PLATFORMS
 
 
 @dataclass(frozen=True)
@@ -270,18 +272,19 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
     feeds = load_feeds(opts.manifests)
     coins = [f.coin for f in feeds]
-    files = sample.find_sample_files(opts.sample_dir, coins)
+    files = sample.find_sample_files(opts.sample_dir, coins, opts.platforms)
     window = sample.complete_hours([sample.span(f)[:2] for f in files], opts.hours)
     console.print(
-        f"[bold]coinfeed demo[/]: {', '.join(c.upper() for c in coins)}, {window.hours} complete "
+        f"[bold]coinfeed demo[/]: {', '.join(c.upper() for c in coins)} with "
+        f"{' and '.join(PLATFORM_NAMES[p] for p in opts.platforms)} posts, {window.hours} complete "
         f"hours {window.start:%Y-%m-%d %H:%M} - {window.end:%Y-%m-%d %H:%M} UTC, replay x{opts.speed:g}"
     )
     shift = sample.live_shift(window, datetime.now(UTC))
     replays = []
     for f in files:
-        dest = run_dir / "replay" / f"{f.coin}-{f.kind}.jsonl"
+        dest = run_dir / "replay" / f"{f.coin}-{f.stream}.jsonl"
         n = sample.shorten(f, window, dest, shift)
-        replays.append((sample.ReplayFile(f.coin, f.kind, dest), n))
+        replays.append((sample.ReplayFile(f.coin, f.kind, dest, f.platform), n))
     window = sample.Window(window.start + shift, window.end + shift)
     retention = replay_retention_hours(window)
     console.print(
@@ -328,7 +331,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
         ports = free_ports(len(replays))
         producers = [
-            Producer(f"producer-{r.coin}-{r.kind}", r, n, port)
+            Producer(f"producer-{r.coin}-{r.stream}", r, n, port)
             for (r, n), port in zip(replays, ports, strict=True)
         ]
 
@@ -357,7 +360,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
 
         # 4. replay producers
         tasks = {
-            p.name: progress.add_task(f"replay {p.replay.coin} {p.replay.kind}", total=p.lines)
+            p.name: progress.add_task(f"replay {p.replay.coin} {p.replay.stream}", total=p.lines)
             for p in producers
         }
         children = {
@@ -464,16 +467,28 @@ def create_topics(bootstrap: str, desired: Sequence[Any]) -> None:
         raise DemoError("; ".join(plan.unsupported))
 
 
+MARKET_COLUMNS: Final = 6  # hour, close, return, volatility, posts, sentiment; then per platform
+
+
 def print_tables(console: Any, prepared: Any, report: Any) -> None:
+    """Per coin: the market and overall sentiment table, then posts and sentiment per platform
+    (two narrow tables fit an 80-column terminal; report.html has them side by side)."""
     from rich.table import Table
 
+    header = report.TABLE_HEADER
+    parts = (
+        ("by hour (UTC)", list(range(MARKET_COLUMNS))),
+        ("posts by platform (UTC)", [0, *range(MARKET_COLUMNS, len(header))]),
+    )
     for coin in sorted(prepared["coin"].unique()):
-        table = Table(title=f"{coin.upper()} by hour (UTC)")
-        for i, h in enumerate(report.TABLE_HEADER):
-            table.add_column(h, justify="left" if i == 0 else "right")
-        for row in report.table_rows(prepared, coin):
-            table.add_row(*row)
-        console.print(table)
+        rows = report.table_rows(prepared, coin)
+        for title, cols in parts:
+            table = Table(title=f"{coin.upper()} {title}")
+            for i in cols:
+                table.add_column(header[i], justify="left" if i == 0 else "right", no_wrap=i == 0)
+            for row in rows:
+                table.add_row(*(row[i] for i in cols))
+            console.print(table)
 
 
 def env_flag(name: str) -> bool:

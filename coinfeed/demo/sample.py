@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from coinfeed.schemas import format_ts
-from coinfeed.topics import TOPIC_KINDS, TopicKind
+from coinfeed.topics import TopicKind
 
 HOUR: Final = timedelta(hours=1)
 # Ticks come once a minute: a first tick within an hour's first minute, or a last one within its
@@ -31,18 +31,50 @@ class ReplayFile:
     coin: str
     kind: TopicKind
     path: Path
+    platform: str | None = None  # social posts: x or bluesky (both go to the tweets topic)
+
+    @property
+    def stream(self) -> str:
+        """``prices``, ``tweets`` (X) or ``bluesky``: names the replay copy and its producer."""
+        return "bluesky" if self.platform == "bluesky" else self.kind
 
 
-def find_sample_files(sample_dir: Path, coins: Iterable[str]) -> list[ReplayFile]:
-    """One JSON-lines file per coin and kind: ``<coin>*<kind>*.jsonl[.gz]`` anywhere below
-    ``sample_dir`` (e.g. ``samples/btc-prices.jsonl.gz``)."""
+PLATFORMS: Final = ("x", "bluesky")
+
+
+def _wanted(coin: str, kind: str, platform: str | None) -> tuple[str, Callable[[str], bool]]:
+    """What a file of this stream is called (for messages) and how its name is recognised:
+    ``<coin>*prices*``, ``<coin>*tweets*`` (X posts) and ``<coin>*bluesky*`` (Bluesky posts)."""
+    if kind == "prices":
+        return "prices (<coin>*prices*.jsonl[.gz])", lambda n: "prices" in n
+    if platform == "bluesky":
+        return "bluesky posts (<coin>*bluesky*.jsonl[.gz])", lambda n: "bluesky" in n
+    return (
+        "tweets (X posts, <coin>*tweets*.jsonl[.gz])",
+        lambda n: "tweets" in n and "bluesky" not in n,
+    )
+
+
+def find_sample_files(
+    sample_dir: Path, coins: Iterable[str], platforms: Iterable[str] = PLATFORMS
+) -> list[ReplayFile]:
+    """One JSON-lines file per coin and stream anywhere below ``sample_dir``: prices, and the
+    social posts of each of ``platforms`` (e.g. ``samples/btc-prices.jsonl.gz``,
+    ``btc-tweets.jsonl.gz`` for X, ``btc-bluesky-posts.jsonl.gz`` for Bluesky)."""
     if not sample_dir.is_dir():
         raise SampleError(f"no sample folder {sample_dir}")
+    platforms = list(platforms)
+    unknown = [p for p in platforms if p not in PLATFORMS]
+    if unknown:
+        raise SampleError(f"unknown platform(s) {unknown}: choose from {list(PLATFORMS)}")
     files = sorted(p for p in sample_dir.rglob("*") if p.is_file() and ".jsonl" in p.name)
+    streams: list[tuple[TopicKind, str | None]] = [("prices", None)]
+    streams += [("tweets", p) for p in PLATFORMS if p in platforms]
     found = []
     for coin in coins:
-        for kind in TOPIC_KINDS:
-            matches = [p for p in files if p.name.startswith(coin) and kind in p.name]
+        for kind, platform in streams:
+            label, recognise = _wanted(coin, kind, platform)
+            matches = [p for p in files if p.name.startswith(coin) and recognise(p.name)]
             if len(matches) != 1:
                 what = (
                     "no"
@@ -50,10 +82,9 @@ def find_sample_files(sample_dir: Path, coins: Iterable[str]) -> list[ReplayFile
                     else f"{len(matches)} ({', '.join(p.name for p in matches)})"
                 )
                 raise SampleError(
-                    f"expected one {coin} {kind} replay file (<coin>*<kind>*.jsonl[.gz]) in "
-                    f"{sample_dir}, found {what}"
+                    f"expected one {coin} {label} replay file in {sample_dir}, found {what}"
                 )
-            found.append(ReplayFile(coin, kind, matches[0]))
+            found.append(ReplayFile(coin, kind, matches[0], platform))
     return found
 
 

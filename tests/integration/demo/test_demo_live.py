@@ -100,10 +100,14 @@ def test_demo_table_and_report_hold_the_expected_hours(demo_run: DemoRun) -> Non
     assert got == sorted((c, h) for c in ("btc", "eth") for h in hours)
     for r in rows:
         assert float(r["close"]) > 0 and int(r["tweet_count"]) > 0, r
+        # both platforms replayed: the hour's posts are split between them
+        assert int(r["x_post_count"]) > 0 and int(r["bluesky_post_count"]) > 0, r
+        assert int(r["x_post_count"]) + int(r["bluesky_post_count"]) == int(r["tweet_count"])
     page = (demo_run.out_dir / "report.html").read_text()
     for h in hours:
         assert page.count(f"<tr><td>{h}</td>") == 2  # one row per coin
-        assert demo_run.output.count(f"│ {h} │") == 2  # a terminal table row per coin
+        # per coin, a row in the market table and one in the per-platform table
+        assert demo_run.output.count(f"│ {h} │") == 4
     assert (demo_run.out_dir / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -169,7 +173,9 @@ def test_every_dashboard_panel_returns_data(
         honor_labels=["pushgateway"],
     )
     # every target scraped, and enough samples for rate() over the panels' windows
-    wait_for_data(prom, "count(up == 1) == 7")
+    # per coin: prices, X posts and Bluesky posts replayed; + the X producer, operator, Pushgateway
+    assert len(demo_run.producer_targets) == 6
+    wait_for_data(prom, f"count(up == 1) == {len(demo_run.producer_targets) + 3}")
     wait_for_data(prom, "coinfeed_producer_ratelimit_remaining")
     wait_for_data(prom, 'count_over_time(up{job="pushgateway"}[5m]) >= 5')
     empty = []

@@ -126,7 +126,11 @@ def test_apply_btc_creates_topics_children_and_status(
         "producer",
         "tweets",
     ]
-    assert dep["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"] == "x-api"
+    # the example feed reads Bluesky: no credentials, so no Secret volume (X: see the unit tests)
+    pod = dep["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["COINFEED_TWEET_SOURCE"] == "bluesky"
 
     # Not yet available: no kubelet runs the pods.
     feed = _feed(admin, ns)

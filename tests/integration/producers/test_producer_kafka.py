@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def test_replay_records_arrive_keyed_with_headers(kafka_cluster: Any, tmp_path: 
         tw = decode_record(Tweet, m.value)
         assert m.key == tw.id.encode() and tw.coin == coin
         assert m.partition == key_partition(m.key, 3)
-        assert m.headers == {"schema_version": b"1", "source": b"synthetic"}
+        assert m.headers == {"schema_version": b"2", "source": b"synthetic"}  # Tweet v2
     assert {decode_record(Tweet, m.value).id for m in tweet_msgs} == {t["id"] for t in tweets}
     assert len({m.partition for m in tweet_msgs}) > 1  # keyed by id: spread over partitions
 
@@ -173,12 +174,14 @@ def test_tweet_producer_restart_neither_duplicates_nor_skips(
     create_topics(bootstrap, topic)
     fake = FakeX().install(httpserver)
     base = 1_900_000_000_000_000_000
-    fake.add(*[x_tweet(base + i, author=1 + i % 4) for i in range(130)])  # > one page (100)
+    # Posted in the last hour: the first search of an empty topic looks back one hour only.
+    recent = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 600))
+    fake.add(*[x_tweet(base + i, author=1 + i % 4, created_at=recent) for i in range(130)])
 
     first = ProducerProcess("tweets", _x_env(coin, bootstrap, httpserver), tmp_path / "run1.log")
     try:
         wait_for(lambda: first.metric(RECORDS) >= 130, 120, "first batch", first)
-        fake.add(*[x_tweet(base + 200 + i) for i in range(10)])  # arrive while running
+        fake.add(*[x_tweet(base + 200 + i, created_at=recent) for i in range(10)])  # while running
         wait_for(lambda: first.metric(RECORDS) >= 140, 60, "second batch", first)
         wait_for(lambda: first.get("/readyz")[0] == 200, 30, "ready", first)
         metrics_text = first.get("/metrics")[1]
@@ -186,7 +189,7 @@ def test_tweet_producer_restart_neither_duplicates_nor_skips(
         assert first.stop() == 0, first.log_text()[-3000:]
     requests_before_restart = len(fake.requests)
 
-    fake.add(*[x_tweet(base + 300 + i) for i in range(25)])  # posted while the producer was down
+    fake.add(*[x_tweet(base + 300 + i, created_at=recent) for i in range(25)])  # while down
     second = ProducerProcess("tweets", _x_env(coin, bootstrap, httpserver), tmp_path / "run2.log")
     try:
         wait_for(lambda: second.metric(RECORDS) >= 25, 120, "tweets posted while down", second)

@@ -83,6 +83,13 @@ def tweet(
     ).to_json()
 
 
+def as_version_1(record: bytes) -> bytes:
+    """A tweet exactly as a version-1 producer wrote it (before platform and observed_at)."""
+    data = json.loads(record)
+    del data["platform"], data["observed_at"]
+    return json.dumps({**data, "schema_version": 1}).encode()
+
+
 GOOD_TICK = json.loads(tick(0, 20, 1.0))
 # (topic kind, value, Kafka timestamp)
 RECORDS: list[tuple[str, bytes, datetime]] = [
@@ -99,7 +106,8 @@ RECORDS: list[tuple[str, bytes, datetime]] = [
     ("prices", json.dumps({**GOOD_TICK, "price": "abc"}).encode(), at(0, 20)),  # wrong type
     ("prices", b"\xff\xfe\x00\x81 not utf-8", at(1, 10)),  # non-UTF-8
     ("tweets", tweet("11", 1, "good", "1", likes=2, rts=1, tags=("BTC", "moon")), at(0, 1)),
-    ("tweets", tweet("12", 2, "bad", "2"), at(0, 2)),
+    # already in Kafka from before schema version 2: read and counted like the others
+    ("tweets", as_version_1(tweet("12", 2, "bad", "2")), at(0, 2)),
     ("tweets", tweet("11", 1, "good", "1", likes=4, rts=1, tags=("BTC", "moon")), at(0, 30)),
     (
         "tweets",
@@ -138,6 +146,11 @@ EXPECTED_HOURLY = [
         "likes_total": 14,
         "retweets_total": 6,
         "top_hashtags": ["moon", "btc"],
+        # per-platform columns (schema v2): all three posts are X posts (one of them version 1)
+        "x_post_count": 3,
+        "x_sentiment_mean": (0.4404 - 0.5423 + 0.6249) / 3,
+        "bluesky_post_count": 0,
+        "bluesky_sentiment_mean": None,
     },
     {
         "coin": COIN,
@@ -161,6 +174,10 @@ EXPECTED_HOURLY = [
         "likes_total": 0,
         "retweets_total": 0,
         "top_hashtags": [],
+        "x_post_count": 0,
+        "x_sentiment_mean": None,
+        "bluesky_post_count": 0,
+        "bluesky_sentiment_mean": None,
     },
 ]
 # (hour, kind, value, reason fragment)
@@ -322,6 +339,7 @@ def test_hourly_job_end_to_end(feed: str, pushgateway: str, tmp_path: Path) -> N
 
     raw_tweets = {r["id"]: r for r in read_rows(lake / "raw" / "tweets")}
     assert sorted(raw_tweets) == ["11", "12", "13"]
+    assert (raw_tweets["12"]["schema_version"], raw_tweets["12"]["platform"]) == (1, "x")
     assert raw_tweets["11"]["like_count"] == 4  # the newest observation of a duplicate wins
 
     metrics = pushed_metrics(pushgateway)

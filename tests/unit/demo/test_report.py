@@ -97,13 +97,37 @@ def test_missing_column_is_named() -> None:
 
 
 def test_table_rows_format_each_hour() -> None:
+    # a table written before the per-platform columns: no posts per platform, no sentiment
     rows = report.table_rows(report.prepare(table()), "eth")
+    legacy = ("0", "-", "0", "-")
     assert rows == [
-        ("2024-03-01 00:00", "10.00", "+0.000", "0.000", "3", "-0.200"),
-        ("2024-03-01 01:00", "10.50", "-4.000", "2.000", "4", "+0.000"),
-        ("2024-03-01 03:00", "10.20", "+2.000", "1.000", "1", "+0.100"),
-        ("2024-03-01 04:00", "10.40", "+1.000", "0.500", "0", "-"),
+        ("2024-03-01 00:00", "10.00", "+0.000", "0.000", "3", "-0.200", *legacy),
+        ("2024-03-01 01:00", "10.50", "-4.000", "2.000", "4", "+0.000", *legacy),
+        ("2024-03-01 03:00", "10.20", "+2.000", "1.000", "1", "+0.100", *legacy),
+        ("2024-03-01 04:00", "10.40", "+1.000", "0.500", "0", "-", *legacy),
     ]
+    assert report.TABLE_HEADER[4:] == (
+        "posts",
+        "sentiment",
+        "X posts",
+        "X sentiment",
+        "Bluesky posts",
+        "Bluesky sentiment",
+    )
+
+
+def test_table_and_report_show_the_platform_split(tmp_path: Path) -> None:
+    t = table()
+    t["x_post_count"] = t["tweet_count"] - t["tweet_count"] // 3
+    t["bluesky_post_count"] = t["tweet_count"] // 3
+    t["x_sentiment_mean"] = t["sentiment_mean"]
+    t["bluesky_sentiment_mean"] = [0.25 if n >= 3 else None for n in t["tweet_count"]]
+    p = report.prepare(t)
+    rows = report.table_rows(p, "eth")
+    assert rows[0][4:] == ("3", "-0.200", "2", "-0.200", "1", "+0.250")
+    assert rows[3][4:] == ("0", "-", "0", "-", "0", "-")
+    page = report.write_report(t, tmp_path).html.read_text()
+    assert "<th>Bluesky posts</th>" in page and "<td>+0.250</td>" in page
 
 
 def test_write_report_writes_png_html_and_csv(tmp_path: Path) -> None:

@@ -75,13 +75,31 @@ def test_live_shift_is_whole_hours_ending_at_the_current_hour() -> None:
 def test_find_sample_files_names_what_is_missing(tmp_path: Path) -> None:
     for name in ("btc-prices.jsonl.gz", "btc-tweets.jsonl.gz", "eth-prices.jsonl.gz"):
         write_gz(tmp_path / name, [])
-    found = sample.find_sample_files(tmp_path, ["btc"])
+    found = sample.find_sample_files(tmp_path, ["btc"], platforms=["x"])
     assert [(f.coin, f.kind, f.path.name) for f in found] == [
         ("btc", "prices", "btc-prices.jsonl.gz"),
         ("btc", "tweets", "btc-tweets.jsonl.gz"),
     ]
     with pytest.raises(sample.SampleError, match="eth tweets"):
-        sample.find_sample_files(tmp_path, ["btc", "eth"])
+        sample.find_sample_files(tmp_path, ["btc", "eth"], platforms=["x"])
+    with pytest.raises(sample.SampleError, match="btc bluesky posts"):
+        sample.find_sample_files(tmp_path, ["btc"])  # both platforms by default
+
+
+def test_find_sample_files_per_platform(tmp_path: Path) -> None:
+    names = ("btc-prices.jsonl.gz", "btc-tweets.jsonl.gz", "btc-bluesky-posts.jsonl.gz")
+    for name in names:
+        write_gz(tmp_path / name, [])
+    both = sample.find_sample_files(tmp_path, ["btc"])
+    assert [(f.kind, f.platform, f.stream, f.path.name) for f in both] == [
+        ("prices", None, "prices", "btc-prices.jsonl.gz"),
+        ("tweets", "x", "tweets", "btc-tweets.jsonl.gz"),
+        ("tweets", "bluesky", "bluesky", "btc-bluesky-posts.jsonl.gz"),
+    ]
+    only = sample.find_sample_files(tmp_path, ["btc"], platforms=["bluesky"])
+    assert [f.path.name for f in only] == ["btc-prices.jsonl.gz", "btc-bluesky-posts.jsonl.gz"]
+    with pytest.raises(sample.SampleError, match="unknown platform"):
+        sample.find_sample_files(tmp_path, ["btc"], platforms=["mastodon"])
 
 
 def test_span_and_shorten_keep_the_window_move_times_and_pass_bad_lines(tmp_path: Path) -> None:

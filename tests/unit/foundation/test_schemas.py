@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from coinfeed.schemas import (
-    SCHEMA_VERSION,
+    PLATFORMS,
+    SCHEMA_VERSIONS,
     PriceTick,
     RecordError,
     Tweet,
@@ -42,7 +43,7 @@ def test_price_tick_round_trips_through_json() -> None:
     tick = validate_record(PriceTick, TICK)
     assert tick.coin == "btc"  # normalised
     assert tick.ts == datetime(2024, 5, 1, 12, tzinfo=UTC)
-    assert tick.schema_version == SCHEMA_VERSION
+    assert tick.schema_version == SCHEMA_VERSIONS["prices"] == 1
     wire = tick.to_json()
     assert b'"ts":"2024-05-01T12:00:00.000Z"' in wire
     assert decode_record(PriceTick, wire) == tick
@@ -52,6 +53,36 @@ def test_tweet_round_trips_through_json() -> None:
     tweet = validate_record(Tweet, TWEET)
     assert decode_record(Tweet, tweet.to_json()) == tweet
     assert tweet.like_count == 0 and tweet.source == "x-api"
+    assert (tweet.schema_version, tweet.platform) == (SCHEMA_VERSIONS["tweets"], "x") == (2, "x")
+
+
+BSKY_DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
+BSKY_POST: dict[str, Any] = {
+    "platform": "bluesky",
+    "coin": "btc",
+    "id": f"at://{BSKY_DID}/app.bsky.feed.post/3l3qo2vuowo2b",
+    "created_at": "2024-09-09T19:46:02.102Z",
+    "text": "$BTC to the moon",
+    "author_id": BSKY_DID,
+    "author_username": "alice.example.com",
+    "observed_at": "2024-09-09T19:46:02.329Z",
+}
+
+
+def test_version_1_tweets_still_validate_as_x_posts() -> None:
+    """Records written before Bluesky (schema_version 1, no platform) read as X posts."""
+    v1 = {**TWEET, "schema_version": 1}
+    tweet = validate_record(Tweet, v1)
+    assert (tweet.schema_version, tweet.platform, tweet.observed_at) == (1, "x", None)
+    assert decode_record(Tweet, tweet.to_json()) == tweet  # canonical form keeps version 1
+
+
+def test_bluesky_post_ids_are_at_uris_and_authors_dids() -> None:
+    post = validate_record(Tweet, BSKY_POST)
+    assert post.platform == "bluesky" and post.id.startswith("at://did:plc:")
+    assert post.observed_at == datetime(2024, 9, 9, 19, 46, 2, 329000, tzinfo=UTC)
+    assert decode_record(Tweet, post.to_json()) == post
+    assert set(PLATFORMS) == {"x", "bluesky"}
 
 
 def test_offset_timestamps_are_converted_to_utc() -> None:
@@ -73,7 +104,26 @@ BAD_RECORDS = [
     (PriceTick, {**TICK, "whale": True}, "whale", True, "unknown field"),
     (PriceTick, {**TICK, "schema_version": 2}, "schema_version", 2, "1"),
     (Tweet, _without(TWEET, "text"), "text", "<missing>", "required field is missing"),
-    (Tweet, {**TWEET, "id": "abc"}, "id", "abc", "pattern"),
+    (Tweet, {**TWEET, "id": "abc"}, "id", "abc", "an X post id must match"),
+    (Tweet, {**TWEET, "author_id": "did:plc:x"}, "author_id", "did:plc:x", "X user id"),
+    (Tweet, {**TWEET, "schema_version": 3}, "schema_version", 3, "1 or 2"),
+    (Tweet, {**TWEET, "platform": "mastodon"}, "platform", "mastodon", "'x' or 'bluesky'"),
+    (
+        Tweet,
+        {**TWEET, "schema_version": 1, "platform": "bluesky"},
+        "platform",
+        "bluesky",
+        "X posts",
+    ),
+    (Tweet, {**BSKY_POST, "id": "1234"}, "id", "1234", "at://<did>/app.bsky.feed.post/<rkey>"),
+    (
+        Tweet,
+        {**BSKY_POST, "author_id": "did:plc:someoneelse"},
+        "author_id",
+        "did:plc:someoneelse",
+        "must be the DID in the post's at:// URI",
+    ),
+    (Tweet, {**BSKY_POST, "author_id": "alice"}, "author_id", "alice", "is a DID"),
     (Tweet, {**TWEET, "created_at": "2024-05-01 12:00"}, "created_at", "2024-05-01 12:00", "naive"),
     (Tweet, {**TWEET, "like_count": "many"}, "like_count", "many", "valid integer"),
     (Tweet, {**TWEET, "coin": "$btc"}, "coin", "$btc", "invalid coin symbol"),
@@ -121,3 +171,6 @@ def test_record_fields_follow_the_models() -> None:
     tweet_fields = {f.name: f.type for f in record_fields(Tweet)}
     assert tweet_fields["hashtags"] == "array<string>"
     assert tweet_fields["like_count"] == "long"
+    assert tweet_fields["platform"] == "string"  # a Literal of strings
+    assert tweet_fields["schema_version"] == "long"
+    assert tweet_fields["observed_at"] == "timestamp"

@@ -114,10 +114,21 @@ def test_children_for_btc_have_owner_refs_labels_and_security() -> None:
         assert pod["containers"][0]["resources"]["limits"]
 
 
+# The X source (the example manifest uses Bluesky, which needs no credentials).
+X_TWEETS = {
+    "enabled": True,
+    "source": "x-api",
+    "keywords": ["$BTC", "bitcoin"],
+    "languages": ["en"],
+    "bearerTokenSecretRef": {"name": "x-api", "key": "token"},
+}
+
+
 def test_producer_deployment_command_env_and_secret_by_reference() -> None:
     feed = parse_spec(BTC)
     prices = producer_deployment("btc", "ns", "u", feed, "prices", SETTINGS)
-    tweets = producer_deployment("btc", "ns", "u", feed, "tweets", SETTINGS)
+    x_feed = parse_spec({**BTC["spec"], "tweets": X_TWEETS})
+    tweets = producer_deployment("btc", "ns", "u", x_feed, "tweets", SETTINGS)
     c = prices["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["coinfeed", "producer", "prices"]
     assert c["image"] == "p:1"
@@ -126,10 +137,10 @@ def test_producer_deployment_command_env_and_secret_by_reference() -> None:
         penv.COIN: "btc",
         penv.KAFKA_BOOTSTRAP: "kafka:9092",
         penv.METRICS_PORT: "9400",
-        penv.PRICE_SOURCE: "binance",
-        penv.PRICE_PAIR: "BTC/USDT",
+        penv.PRICE_SOURCE: "coingecko",  # the example avoids Binance's HTTP 451 to US users
+        penv.PRICE_PAIR: "BTC/USD",
         penv.PRICE_MODE: "ticker",
-        penv.POLL_INTERVAL_SECONDS: "10",
+        penv.POLL_INTERVAL_SECONDS: "30",
     }
     env = _env(tweets)
     assert env[penv.TWEET_KEYWORDS] == "$BTC,bitcoin"
@@ -141,6 +152,31 @@ def test_producer_deployment_command_env_and_secret_by_reference() -> None:
     c = tweets["spec"]["template"]["spec"]["containers"][0]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_bluesky_social_producer_needs_no_secret() -> None:
+    feed = parse_spec(BTC)  # the example: tweets.source bluesky
+    dep = producer_deployment("btc", "ns", "u", feed, "tweets", SETTINGS)
+    env = _env(dep)
+    assert env[penv.TWEET_SOURCE] == "bluesky"
+    assert env[penv.TWEET_KEYWORDS] == "$BTC,bitcoin" and env[penv.TWEET_LANGUAGES] == "en"
+    assert env[penv.SOCIAL_LOOKBACK_MINUTES] == "60"
+    assert penv.JETSTREAM_URLS not in env  # the public instances, the producer's default
+    assert penv.X_BEARER_TOKEN_FILE not in env and penv.X_API_BASE_URL not in env
+    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "coinfeed",
+        "producer",
+        "tweets",
+    ]
+    own = {
+        **BTC["spec"]["tweets"],
+        "jetstreamEndpoints": ["wss://js.example.org", "wss://b.example.org"],
+    }
+    dep = producer_deployment(
+        "btc", "ns", "u", parse_spec({**BTC["spec"], "tweets": own}), "tweets", SETTINGS
+    )
+    assert _env(dep)[penv.JETSTREAM_URLS] == "wss://js.example.org,wss://b.example.org"
 
 
 def test_suspend_scales_to_zero_and_suspends_cronjob() -> None:

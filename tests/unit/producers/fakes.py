@@ -1,7 +1,7 @@
 """Local stand-ins for the external HTTP APIs, answering with their documented response shapes.
 
 FakeX serves ``GET /2/tweets/search/recent`` (X API v2): newest first, ``since_id``,
-``max_results``, ``next_token`` pagination, ``includes.users`` for the author expansion and the
+``start_time``, ``max_results``, ``next_token`` pagination, ``includes.users`` for the author expansion and the
 ``x-rate-limit-*`` headers. Scripted responses (429, 503, malformed bodies) are served first.
 """
 
@@ -105,10 +105,17 @@ class FakeX:
                 )
             self.remaining = max(0, self.remaining - 1)
             since = int(request.args.get("since_id", "0"))
+            # start_time: YYYY-MM-DDTHH:mm:ssZ; created_at has milliseconds: compare the seconds.
+            start_time = request.args.get("start_time", "")
             size = int(request.args.get("max_results", "10"))
             start = int(request.args.get("next_token", "0") or 0)
             matching = sorted(
-                (t for t in self.tweets if int(t["id"]) > since), key=lambda t: -int(t["id"])
+                (
+                    t
+                    for t in self.tweets
+                    if int(t["id"]) > since and t["created_at"][:19] >= start_time[:19]
+                ),
+                key=lambda t: -int(t["id"]),
             )
             page = matching[start : start + size]
             meta: dict[str, Any] = {"result_count": len(page)}

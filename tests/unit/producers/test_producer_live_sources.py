@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from coinfeed.producers import batch as b
+from coinfeed.producers.batch import Batch
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.retry import RetryPolicy
-from coinfeed.producers.sources import CcxtPriceSource, CoinGeckoPriceSource
+from coinfeed.producers.sources import CcxtPriceSource, CoinGeckoPriceSource, not_ready_reason
 from coinfeed.producers.xapi import XRecentSearchSource, make_client
 from tests.unit.producers.fakes import (
     BINANCE_EXCHANGE_INFO,
@@ -97,6 +100,45 @@ def test_binance_failures_are_counted_and_backed_off(
     assert not src.ready()
 
 
+# Binance's documented answer to a request from a restricted location (the US among them).
+BINANCE_451 = json.dumps(
+    {
+        "code": 0,
+        "msg": "Service unavailable from a restricted location according to 'b. Eligibility' in "
+        "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+        "received this message in error.",
+    }
+)
+
+
+def test_binance_451_is_geo_blocked_with_its_own_reason(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = ProducerMetrics("btc", "prices", "binance")
+    # Binance refuses every endpoint, market metadata included.
+    httpserver.expect_request("/api/v3/exchangeInfo").respond_with_data(
+        BINANCE_451, status=451, content_type="application/json"
+    )
+    src = CcxtPriceSource(
+        "btc", "BTC/USDT", "binance", "ticker", 10, m, FAST, api_url=httpserver.url_for("/")
+    )
+    assert src.poll().records == []
+    assert requests_total(m, "geo_blocked") == 1 and requests_total(m, "server_error") == 0
+    assert not src.ready()
+    reason = not_ready_reason(src)
+    assert "HTTP 451" in reason and "coingecko" in reason
+    (rec,) = [r for r in caplog.records if "HTTP 451" in r.getMessage()]
+    assert rec.levelname == "ERROR"
+
+
+def test_coingecko_451_is_geo_blocked_too(httpserver: HTTPServer) -> None:
+    src, m = _gecko(httpserver)
+    httpserver.expect_request("/api/v3/simple/price").respond_with_data("", status=451)
+    assert src.poll().records == []
+    assert requests_total(m, "geo_blocked") == 1
+    assert "HTTP 451" in not_ready_reason(src)
+
+
 # --- CoinGecko ---------------------------------------------------------------------------------
 
 
@@ -176,8 +218,16 @@ class Sleeps:
         return True
 
 
+# The FakeX tweets are posted from 2025-03-03T00:00Z on: "now" is an hour later.
+NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC).timestamp()
+
+
 def _x(
-    httpserver: HTTPServer, fake: FakeX, since_id: str | None = None, policy: RetryPolicy = FAST
+    httpserver: HTTPServer,
+    fake: FakeX,
+    since_id: str | None = None,
+    policy: RetryPolicy = FAST,
+    **kwargs: Any,
 ) -> tuple[XRecentSearchSource, ProducerMetrics, Sleeps]:
     fake.install(httpserver)
     m = ProducerMetrics("btc", "tweets", "x-api")
@@ -192,24 +242,49 @@ def _x(
         policy,
         sleeps,
         since_id=since_id,
-        max_results=10,
+        max_results=kwargs.pop("max_results", 10),
+        clock=kwargs.pop("clock", lambda: NOW),
+        **kwargs,
     )
     return src, m, sleeps
+
+
+def poll_search(src: XRecentSearchSource) -> Batch:
+    """Poll until a wait is due (the search is complete or its page cap reached)."""
+    out = Batch()
+    while True:
+        out.extend(src.poll())
+        if src.next_wait() > 0:
+            return out
 
 
 def test_search_paginates_oldest_first_and_advances_since_id(httpserver: HTTPServer) -> None:
     fake = FakeX()
     fake.add(*[x_tweet(1000 + i, author=1 + i % 3) for i in range(25)])
     src, m, _ = _x(httpserver, fake)
-    out = src.poll()
-    assert [int(t.id) for t in out.records] == list(range(1000, 1025))
+    pages = [src.poll(), src.poll(), src.poll()]
+    # page by page as they come, newest page first, each page's records oldest first
+    assert [[int(t.id) for t in p.records] for p in pages] == [
+        list(range(1015, 1025)),
+        list(range(1005, 1015)),
+        list(range(1000, 1005)),
+    ]
+    assert src.next_wait() > 0  # the search is complete: the next one after the poll interval
     assert len(fake.requests) == 3  # 10 + 10 + 5, following next_token
     assert [r.get("next_token") for r in fake.requests] == [None, "10", "20"]
+    # the first search of an empty topic starts an hour (the lookback) before now
+    assert [r.get("start_time") for r in fake.requests] == ["2025-03-03T00:00:00Z"] * 3
+    assert all("since_id" not in r for r in fake.requests)
     assert fake.requests[0]["tweet.fields"] == "created_at,lang,public_metrics,entities,author_id"
     assert fake.requests[0]["expansions"] == "author_id"
     assert fake.requests[0]["user.fields"] == "username,public_metrics"
     assert fake.auth_headers[0] == f"Bearer {TOKEN}"
     assert src.since_id == "1024"
+    # every record says which search it came from and whether its page was the last
+    heads = [dict(h) for p in pages for h in p.headers]
+    assert {h["x_newest_id"] for h in heads} == {b"1024"}
+    assert [h["x_last_page"] for h in heads] == [b"0"] * 20 + [b"1"] * 5
+    assert {h["x_start_time"] for h in heads} == {b"2025-03-03T00:00:00Z"}
     fake.add(x_tweet(1030), x_tweet(1031))
     assert [t.id for t in src.poll().records] == ["1030", "1031"]
     assert fake.requests[-1]["since_id"] == "1024"
@@ -302,6 +377,7 @@ def test_malformed_200_skipped_and_polled_again(
     out = src.poll()
     assert out.records == [] and [s.reason for s in out.skips] == [reason]
     assert src.since_id == "3" and not src.ready()  # nothing lost: the next poll asks again
+    assert not_ready_reason(src) == f"X API body unusable ({reason})"
     assert requests_total(m, "bad_body") == 1
     assert [t.id for t in src.poll().records] == ["8"]
     assert src.ready()
@@ -337,3 +413,76 @@ def test_401_is_a_counted_client_error_not_a_crash(httpserver: HTTPServer) -> No
     src, m, _ = _x(httpserver, fake)
     assert src.poll().records == []
     assert requests_total(m, "client_error") == 1 and not src.ready()
+
+
+def test_first_search_of_an_empty_topic_is_bounded_by_the_lookback(httpserver: HTTPServer) -> None:
+    """Without a since_id the search starts ``lookback`` before now, not 7 days back."""
+    fake = FakeX()
+    # one tweet two hours before "now" (outside the default hour), two inside it
+    old, new1, new2 = (x_tweet(tid) for tid in (1000, 4000, 4001))
+    old["created_at"], new1["created_at"], new2["created_at"] = (
+        "2025-03-02T23:00:00.000Z",
+        "2025-03-03T00:30:00.000Z",
+        "2025-03-03T00:45:00.000Z",
+    )
+    fake.add(old, new1, new2)
+    src, _, _ = _x(httpserver, fake, lookback_s=3600)
+    assert [t.id for t in poll_search(src).records] == ["4000", "4001"]
+    assert fake.requests[0]["start_time"] == "2025-03-03T00:00:00Z"
+    assert src.since_id == "4001" and src.start_time is None
+    src.poll()
+    assert fake.requests[-1]["since_id"] == "4001" and "start_time" not in fake.requests[-1]
+    # never earlier than recent search's 7-day window, whatever the lookback
+    far, _, _ = _x(httpserver, FakeX(), lookback_s=30 * 86400)
+    far.poll()
+    assert fake.requests[-1]["start_time"] >= "2025-02-24T01:05:00Z"
+
+
+def test_page_cap_continues_the_search_at_the_next_poll(httpserver: HTTPServer) -> None:
+    fake = FakeX()
+    fake.add(*[x_tweet(2000 + i) for i in range(45)])
+    src, _, _ = _x(httpserver, fake, since_id="1", max_pages=2)
+    first = poll_search(src)  # two pages, then the poll interval
+    assert len(fake.requests) == 2
+    assert sorted(int(t.id) for t in first.records) == list(range(2025, 2045))
+    assert src.next_wait() > 50  # the rest waits for the next poll
+    assert src.since_id == "1"  # not complete yet: a restart would search the range again
+    second = poll_search(src)
+    assert src.since_id == "1" and len(fake.requests) == 4
+    third = poll_search(src)
+    assert [r.get("next_token") for r in fake.requests] == [None, "10", "20", "30", "40"]
+    assert sorted(int(t.id) for t in second.records + third.records) == list(range(2000, 2025))
+    assert all(r["since_id"] == "1" for r in fake.requests)
+    assert src.since_id == "2044"
+
+
+def test_large_result_is_sent_page_by_page_in_bounded_memory(httpserver: HTTPServer) -> None:
+    """20,000 tweets (200 pages): each poll returns one page, so the source holds one page at a
+    time. Measured with tracemalloc: holding every page's records (the old behaviour) takes
+    ~40 MB for these tweets; page by page stays under half of that (a few MB, plus garbage the
+    collector has not reclaimed yet)."""
+    import gc
+    import tracemalloc
+
+    fake = FakeX()
+    fake.add(*[x_tweet(10_000 + i, text=f"$BTC {i} " + "lorem ipsum " * 20) for i in range(20_000)])
+    src, _, _ = _x(httpserver, fake, since_id="1", max_results=100, max_pages=1000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        sent = 0
+        base = tracemalloc.get_traced_memory()[0]
+        peak_growth = 0
+        while True:
+            page = src.poll()  # the caller sends and drops it, as the runner does
+            sent += len(page.records)
+            del page
+            httpserver.clear_log()  # the test server's own request log is not the producer's
+            current = tracemalloc.get_traced_memory()[0]
+            peak_growth = max(peak_growth, current - base)
+            if src.next_wait() > 0:
+                break
+    finally:
+        tracemalloc.stop()
+    assert sent == 20_000 and len(fake.requests) == 200
+    assert peak_growth < 20_000_000, f"memory grew by {peak_growth / 1e6:.1f} MB"

@@ -22,6 +22,7 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     c = samplegen.write_sample(tmp_path / "c", ["btc"], seed=7, hours=3)
     assert a[1].read_bytes() != c[1].read_bytes()
+    assert a[2].read_bytes() != c[2].read_bytes()
 
 
 def test_committed_sample_equals_a_fresh_generation(tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_committed_sample_equals_a_fresh_generation(tmp_path: Path) -> None:
 
 def test_sample_is_small_synthetic_and_valid() -> None:
     files = sorted(SAMPLES.glob("*.jsonl.gz"))
-    assert len(files) == 4
+    assert len(files) == 6  # per coin: prices, X posts, Bluesky posts
     assert sum(f.stat().st_size for f in files) < 10_000_000
     assert "SYNTHETIC" in (SAMPLES / "README.md").read_text()
     for f in files:
@@ -48,10 +49,32 @@ def test_sample_is_small_synthetic_and_valid() -> None:
         assert {r.source for r in records} == {"synthetic"}
         if model is PriceTick:
             assert len(records) == 48 * 60
+            continue
+        posts: list[Tweet] = records  # type: ignore[assignment]
+        assert all(p.cashtags and p.lang and p.author_followers >= 0 for p in posts)
+        assert len({p.lang for p in posts}) >= 4
+        assert len({p.id for p in posts}) == len(posts)
+        times = [p.created_at for p in posts]
+        assert times == sorted(times)  # the replay paces by event time, in file order
+        if "bluesky" in f.name:
+            # shaped like what the Jetstream producer writes, clearly synthetic
+            assert 0.5 * 48 * 60 <= len(posts) <= 3 * 48 * 60
+            assert {p.platform for p in posts} == {"bluesky"}
+            assert all(p.id.startswith(f"at://{p.author_id}/app.bsky.feed.post/") for p in posts)
+            assert all(p.observed_at and p.observed_at > p.created_at for p in posts)
+            assert all((p.author_username or "").startswith("synthetic-user-") for p in posts)
         else:
-            # a few tweets per minute, with the fields the analytics need
-            assert 2 * 48 * 60 <= len(records) <= 6 * 48 * 60
-            assert all(r.cashtags and r.lang and r.author_followers >= 0 for r in records)  # type: ignore[union-attr]
-            assert len({r.lang for r in records}) >= 4  # type: ignore[union-attr]
-            ids = [int(r.id) for r in records]  # type: ignore[union-attr]
-            assert ids == sorted(ids) and len(set(ids)) == len(ids)
+            # a few X posts per minute, with the fields the analytics need
+            assert 2 * 48 * 60 <= len(posts) <= 6 * 48 * 60
+            assert {p.platform for p in posts} == {"x"}
+            ids = [int(p.id) for p in posts]
+            assert ids == sorted(ids)  # snowflake ids grow with time, as since_id relies on
+
+
+def test_tid_record_keys_sort_by_time() -> None:
+    keys = [
+        samplegen.tid(m, 5)
+        for m in (1_741_000_000_000_000, 1_741_000_000_000_001, 1_741_000_001_000_000)
+    ]
+    assert keys == sorted(keys) and all(len(k) == 13 for k in keys)
+    assert samplegen.tid(1_725_911_162_329_308, 0).startswith("3l")  # a 2024 TID, as on Bluesky

@@ -29,7 +29,10 @@ def test_keys_and_headers() -> None:
     assert record_key(TICK) == b"btc"
     assert record_key(TWEET) == b"1234567890"
     assert record_headers(TICK) == [("schema_version", b"1"), ("source", b"binance")]
-    assert record_headers(TWEET) == [("schema_version", b"1"), ("source", b"replay")]
+    # Tweets are version 2 (platform, cross-platform ids); each record says its own version.
+    assert record_headers(TWEET) == [("schema_version", b"2"), ("source", b"replay")]
+    v1 = TWEET.model_copy(update={"schema_version": 1})
+    assert record_headers(v1) == [("schema_version", b"1"), ("source", b"replay")]
     assert event_ms(TWEET) == int(T0.timestamp() * 1000)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
@@ -125,7 +126,10 @@ TWEETS = [
 TWEET_SCHEMA = (
     "coin string, hour_start timestamp, tweet_count long, unique_authors long, "
     "sentiment_mean double, share_positive double, share_negative double, share_neutral double, "
-    "sentiment_weighted double, likes_total long, retweets_total long, top_hashtags array<string>"
+    "sentiment_weighted double, likes_total long, retweets_total long, top_hashtags array<string>, "
+    # per platform (schema v2): every tweet here is an X post, so Bluesky has 0 and no sentiment
+    "x_post_count long, x_sentiment_mean double, bluesky_post_count long, "
+    "bluesky_sentiment_mean double"
 )
 
 
@@ -147,8 +151,29 @@ def test_tweet_hourly_figures(spark: SparkSession) -> None:
                 13,
                 6,
                 ["btc", "hodl", "moon", "a", "b"],
+                4,
+                0.523 / 4,
+                0,
+                None,
             ),
-            ("btc", datetime(2024, 1, 1, 1), 1, 1, -0.4767, 0.0, 1.0, 0.0, -0.4767, 0, 0, []),
+            (
+                "btc",
+                datetime(2024, 1, 1, 1),
+                1,
+                1,
+                -0.4767,
+                0.0,
+                1.0,
+                0.0,
+                -0.4767,
+                0,
+                0,
+                [],
+                1,
+                -0.4767,
+                0,
+                None,
+            ),
         ],
         TWEET_SCHEMA,
     )
@@ -189,3 +214,47 @@ def test_hourly_stats_keeps_hours_without_tweets_or_prices(spark: SparkSession) 
         1,
         -0.5423,
     )
+
+
+BSKY = "did:plc:abcdefghijklmnopqrstuvwx"
+
+
+def bsky_post(rkey: str, mm: int, text: str, author: str = BSKY) -> Tweet:
+    return Tweet(
+        platform="bluesky",
+        coin="btc",
+        id=f"at://{author}/app.bsky.feed.post/{rkey}",
+        created_at=t(0, mm),
+        text=text,
+        author_id=author,
+        observed_at=t(0, mm, 1),
+    )
+
+
+def test_version_1_and_2_posts_of_both_platforms_aggregate_per_platform(
+    spark: SparkSession,
+) -> None:
+    """Version-1 records already in Kafka next to version-2 X and Bluesky posts: one model reads
+    all, duplicates are dropped per (platform, id), and the hour is split by platform."""
+    v1 = tweet("11", 0, 1, "good", author="1").model_copy(update={"schema_version": 1})
+    v2_same_id = tweet("11", 0, 1, "good", author="1", likes=3)  # the same X post, observed later
+    posts = [
+        v1,
+        tweet("12", 0, 2, "bad", author="2"),
+        v2_same_id,
+        bsky_post("3ka", 3, "great news for bitcoin"),
+        bsky_post("3kb", 4, "this is terrible", author="did:plc:zyxwvutsrqponmlkjihgfedc"),
+        bsky_post("3ka", 3, "great news for bitcoin"),  # Jetstream replay after a reconnect
+    ]
+    records = _records(spark, "tweets", posts)
+    assert records.where("schema_version = 1").count() == 1
+    unique = deduplicate(records, "tweets")
+    assert unique.count() == 4
+    assert unique.where("id = '11'").first().like_count == 3  # type: ignore[union-attr]
+    row = tweet_hourly(with_sentiment(unique)).first()
+    assert row is not None
+    assert (row.tweet_count, row.unique_authors) == (4, 4)
+    assert (row.x_post_count, row.bluesky_post_count) == (2, 2)
+    assert row.x_sentiment_mean == pytest.approx((0.4404 - 0.5423) / 2, abs=1e-12)
+    assert row.bluesky_sentiment_mean == pytest.approx((0.6249 - 0.4767) / 2, abs=1e-12)
+    assert row.sentiment_mean == pytest.approx((0.4404 - 0.5423 + 0.6249 - 0.4767) / 4, abs=1e-12)

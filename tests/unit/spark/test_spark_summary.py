@@ -56,3 +56,23 @@ def test_failure_registry_only_sets_the_failure_time() -> None:
     text = generate_latest(failure_registry("btc", 5.0)).decode()
     assert f'{m.HOURLY_LAST_FAILURE}{{coin="btc"}} 5.0' in text
     assert m.HOURLY_LAST_SUCCESS not in text
+
+
+def test_newest_hour_is_pushed_per_platform() -> None:
+    from coinfeed.spark.summary import platform_figures
+
+    r = run(0.5)
+    assert r.latest is not None
+    row = {"x_post_count": 3, "x_sentiment_mean": 0.25, "bluesky_post_count": 0}
+    figures = platform_figures(row)
+    assert figures == {
+        "platform_posts": {"x": 3, "bluesky": 0},
+        "platform_sentiment": {"x": 0.25, "bluesky": None},
+    }
+    r.latest.platform_posts = figures["platform_posts"]
+    r.latest.platform_sentiment = figures["platform_sentiment"]
+    text = generate_latest(success_registry(r, 1.0)).decode()
+    assert f'{m.HOURLY_PLATFORM_POSTS}{{coin="btc",platform="x"}} 3.0' in text
+    assert f'{m.HOURLY_PLATFORM_POSTS}{{coin="btc",platform="bluesky"}} 0.0' in text
+    assert f'{m.HOURLY_PLATFORM_SENTIMENT}{{coin="btc",platform="x"}} 0.25' in text
+    assert f'{m.HOURLY_PLATFORM_SENTIMENT}{{coin="btc",platform="bluesky"}}' not in text
