@@ -50,7 +50,7 @@ test-integration: $(STAMP) tools ## run only the integration tests
 lint: $(STAMP) ## ruff, mypy, shellcheck, yamllint, helm lint, kube-linter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy coinfeed benchmarks
+	$(VENV)/bin/mypy coinfeed benchmarks localnode
 	bash scripts/lint-static.sh
 
 fmt: $(STAMP) ## format the Python code

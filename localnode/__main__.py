@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
         "kube-proxy, CoreDNS, a hostPath provisioner), for machines without kind.",
     )
     parser.add_argument(
-        "--run-dir", type=Path, default=node.ROOT / "run" / "cluster",
+        "--run-dir",
+        type=Path,
+        default=node.ROOT / "run" / "cluster",
         help="logs, pid files, PKI and the admin kubeconfig (default: run/cluster)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="processes, node readiness, kubeconfig")
     sub.add_parser("leftovers", help="list anything of ours still on the machine (exit 1 if any)")
     load = sub.add_parser(
-        "load", help="copy images from docker into the node's containerd (those it lacks or that changed)"
+        "load",
+        help="copy images from docker into the node's containerd (those it lacks or that changed)",
     )
     load.add_argument("images", nargs="+")
     args = parser.parse_args(argv)

@@ -437,8 +437,16 @@ def addons(coredns_image: str) -> list[dict[str, Any]]:
                                 "imagePullPolicy": "Never",
                                 "command": ["/coredns", "-conf", "/etc/coredns/Corefile"],
                                 "ports": [
-                                    {"containerPort": COREDNS_PORT, "protocol": "UDP", "name": "dns"},
-                                    {"containerPort": COREDNS_PORT, "protocol": "TCP", "name": "dns-tcp"},
+                                    {
+                                        "containerPort": COREDNS_PORT,
+                                        "protocol": "UDP",
+                                        "name": "dns",
+                                    },
+                                    {
+                                        "containerPort": COREDNS_PORT,
+                                        "protocol": "TCP",
+                                        "name": "dns-tcp",
+                                    },
                                 ],
                                 "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}},
                                 "livenessProbe": {

@@ -29,9 +29,9 @@ from typing import Any, Final
 import yaml
 
 from coinfeed import paths
-from coinfeed.versions import parse_versions
 from coinfeed.devcluster.apiserver import PKI, KeyPair, _cert, _key_pem, _new_key, kubeconfig
 from coinfeed.devcluster.procs import free_ports, is_our_process, read_pid, write_pid
+from coinfeed.versions import parse_versions
 from localnode import config as cfg
 from localnode.config import Layout
 
@@ -179,7 +179,12 @@ def our_chains(chains: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def our_mounts(layout: Layout, mounts_text: str) -> list[str]:
     """Mount points of ours in /proc/self/mounts text, deepest first (pure)."""
-    roots = (str(layout.state_dir), str(layout.runtime_dir), "/run/netns/cni-", "/var/run/netns/cni-")
+    roots = (
+        str(layout.state_dir),
+        str(layout.runtime_dir),
+        "/run/netns/cni-",
+        "/var/run/netns/cni-",
+    )
     points = []
     for line in mounts_text.splitlines():
         fields = line.split()
@@ -295,13 +300,15 @@ def stop_process(layout: Layout, name: str, timeout: float = 20.0) -> None:
     pid_file(layout, name).unlink(missing_ok=True)
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: Sequence[Path] = ()) -> None:
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float, logs: Sequence[Path] = ()
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - keep polling until the deadline; the log says why
+        except Exception:
             pass
         time.sleep(0.5)
     detail = "\n".join(f"--- last lines of {p}:\n{tail(p)}" for p in logs)
@@ -435,7 +442,9 @@ def write_configs(layout: Layout) -> None:
 
 
 def docker_image_id(ref: str) -> str | None:
-    proc = run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], check=False, env=docker_env())
+    proc = run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref], check=False, env=docker_env()
+    )
     return proc.stdout.strip() or None
 
 
@@ -446,10 +455,16 @@ def loaded_ids_file(layout: Layout) -> Path:
 def images_to_load(layout: Layout, refs: Sequence[str]) -> list[str]:
     """The refs whose docker build is not what the node's containerd holds (by image id)."""
     listed = run(ctr(layout, "images", "ls", "-q"), check=False).stdout.split()
-    loaded = json.loads(loaded_ids_file(layout).read_text()) if loaded_ids_file(layout).exists() else {}
+    loaded = (
+        json.loads(loaded_ids_file(layout).read_text()) if loaded_ids_file(layout).exists() else {}
+    )
     stale = []
     for ref in refs:
-        full = ref if "/" in ref.split(":")[0] and "." in ref.split("/")[0] else f"docker.io/library/{ref}"
+        full = (
+            ref
+            if "/" in ref.split(":")[0] and "." in ref.split("/")[0]
+            else f"docker.io/library/{ref}"
+        )
         if full not in listed or loaded.get(ref) != docker_image_id(ref):
             stale.append(ref)
     return stale
@@ -502,16 +517,17 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
         write_sysctl(name, value)
     ensure_bridge()
     ensure_isolation()
-    if not (layout.pki / "ca.crt").exists() or running(layout, "kube-apiserver") is None:
-        if running(layout, "etcd") is None:
-            # New PKI means new identities: start from an empty store.
-            shutil.rmtree(layout.etcd_data, ignore_errors=True)
-            write_pki(layout)
+    if running(layout, "etcd") is None and running(layout, "kube-apiserver") is None:
+        # A fresh control plane: new PKI, so new identities, and an empty store to match.
+        shutil.rmtree(layout.etcd_data, ignore_errors=True)
+        write_pki(layout)
     write_configs(layout)
     nodebin, envbin = node_bin_dir(), envtest_dir()
 
     if running(layout, "containerd") is None:
-        spawn(layout, "containerd", ["containerd", "--config", str(layout.conf / "containerd.toml")])
+        spawn(
+            layout, "containerd", ["containerd", "--config", str(layout.conf / "containerd.toml")]
+        )
     wait_for(
         "containerd",
         lambda: run(ctr(layout, "version"), check=False).returncode == 0,
@@ -548,7 +564,10 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
         spawn(
             layout,
             "kube-controller-manager",
-            [str(nodebin / "kube-controller-manager"), *cfg.controller_manager_args(layout, cm_port)],
+            [
+                str(nodebin / "kube-controller-manager"),
+                *cfg.controller_manager_args(layout, cm_port),
+            ],
         )
     if running(layout, "kube-scheduler") is None:
         spawn(
@@ -578,7 +597,9 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
     admin.apply(cfg.addons(coredns_image()))
     wait_for(
         "cluster DNS (CoreDNS answering kubernetes.default)",
-        lambda: resolve(f"kubernetes.default.svc.{cfg.CLUSTER_DOMAIN}") == [cfg.KUBERNETES_SERVICE_IP],
+        lambda: (
+            resolve(f"kubernetes.default.svc.{cfg.CLUSTER_DOMAIN}") == [cfg.KUBERNETES_SERVICE_IP]
+        ),
         timeout,
         [layout.logs / "kubelet.log", layout.logs / "kube-proxy.log"],
     )
@@ -634,8 +655,10 @@ def remove_chains(binary: str, before: dict[str, list[str]]) -> None:
         rules = run([binary, "-w", "-t", table, "-S"], check=False).stdout.splitlines()
         for rule in rules:
             parts = shlex.split(rule)
-            if parts[:1] == ["-A"] and parts[1] not in new and any(
-                p in new for p in parts[2:] if not p.startswith("-")
+            if (
+                parts[:1] == ["-A"]
+                and parts[1] not in new
+                and any(p in new for p in parts[2:] if not p.startswith("-"))
             ):
                 run([binary, "-w", "-t", table, "-D", *parts[1:]], check=False)
         for chain in new:
@@ -661,7 +684,11 @@ def remove_cgroups() -> None:
 def stray_processes(layout: Layout) -> list[tuple[int, str]]:
     """Processes of this node that no pid file names (e.g. after a crashed up): any command line
     that mentions the node's folders or socket."""
-    markers = (str(layout.run_dir) + "/", str(layout.state_dir) + "/", str(layout.containerd_socket))
+    markers = (
+        str(layout.run_dir) + "/",
+        str(layout.state_dir) + "/",
+        str(layout.containerd_socket),
+    )
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -670,7 +697,11 @@ def stray_processes(layout: Layout) -> list[tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(m in cmdline for m in markers) and "localnode down" not in cmdline and "localnode leftovers" not in cmdline:
+        if (
+            any(m in cmdline for m in markers)
+            and "localnode down" not in cmdline
+            and "localnode leftovers" not in cmdline
+        ):
             found.append((int(entry.name), cmdline.strip()[:200]))
     return found
 
@@ -707,7 +738,13 @@ def down(layout: Layout) -> None:
         layout.host_before.unlink()
     remove_cgroups()
     # Pods and volumes go with the cluster; containerd's image store stays (a cache).
-    for d in (layout.kubelet_root, layout.volumes, layout.cni_data_dir, layout.etcd_data, layout.runtime_dir):
+    for d in (
+        layout.kubelet_root,
+        layout.volumes,
+        layout.cni_data_dir,
+        layout.etcd_data,
+        layout.runtime_dir,
+    ):
         shutil.rmtree(d, ignore_errors=True)
     for d in (layout.pids, layout.pki, layout.conf):
         shutil.rmtree(d, ignore_errors=True)

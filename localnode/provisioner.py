@@ -87,10 +87,9 @@ def volume_for(claim: dict[str, Any], path: Path) -> dict[str, Any]:
 def released(volume: dict[str, Any]) -> bool:
     """One of ours whose claim is gone (pure)."""
     annotations = volume["metadata"].get("annotations") or {}
-    return (
-        annotations.get("pv.kubernetes.io/provisioned-by") == cfg.PROVISIONER
-        and volume.get("status", {}).get("phase") in ("Released", "Failed")
-    )
+    return annotations.get("pv.kubernetes.io/provisioned-by") == cfg.PROVISIONER and volume.get(
+        "status", {}
+    ).get("phase") in ("Released", "Failed")
 
 
 def reconcile(core: Any, volumes: Path) -> None:
@@ -106,7 +105,12 @@ def reconcile(core: Any, volumes: Path) -> None:
         path.chmod(0o777)
         try:
             core.create_persistent_volume(volume_for(claim, path))
-            log.info("provisioned %s for %s/%s", path, claim["metadata"]["namespace"], claim["metadata"]["name"])
+            log.info(
+                "provisioned %s for %s/%s",
+                path,
+                claim["metadata"]["namespace"],
+                claim["metadata"]["name"],
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         try:
             reconcile(core, layout.volumes)
-        except Exception as exc:  # noqa: BLE001 - keep serving; the API server may be restarting
+        except Exception as exc:
             log.warning("pass failed: %s", exc)
         time.sleep(args.interval)
 

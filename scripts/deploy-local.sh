@@ -16,7 +16,8 @@ RELEASE="${RELEASE:-coinfeed}"
 KAFKA_MODE="${KAFKA_MODE:-zookeeper}"
 TIMEOUT="${TIMEOUT:-15m}"
 PY="${PY:-$ROOT/.venv/bin/python}"
-KUBECONFIG="${KUBECONFIG_LOCAL:-$ROOT/run/cluster/kubeconfig}"
+CLUSTER_RUN_DIR="${CLUSTER_RUN_DIR:-$ROOT/run/cluster}"
+KUBECONFIG="$CLUSTER_RUN_DIR/kubeconfig"
 export KUBECONFIG
 CACHE="${COINFEED_CACHE:-$HOME/.cache/coinfeed}"
 HELM="$CACHE/bin/helm-$HELM_VERSION/helm"
@@ -27,14 +28,14 @@ die() { echo "deploy-local: $*" >&2; exit 1; }
 
 [ -x "$HELM" ] || die "helm not built: run 'make tools'"
 [ -x "$KUBECTL" ] || die "kubectl not built: run 'make envtest'"
-"$PY" -m localnode status >/dev/null 2>&1 || die "the local node is not running: run 'make cluster-up' first"
+"$PY" -m localnode --run-dir "$CLUSTER_RUN_DIR" status >/dev/null 2>&1 || die "the local node is not running: run 'make cluster-up' first"
 
 ensure_docker_engine
 bash "$ROOT/scripts/images.sh"
 images=(coinfeed-producer:dev coinfeed-operator:dev coinfeed-spark:dev
   "coinfeed.local/kafka:$KAFKA_VERSION" "coinfeed.local/zookeeper:$ZOOKEEPER_IMAGE_VERSION"
   coinfeed.local/pushgateway:debian)
-"$PY" -m localnode load "${images[@]}"
+"$PY" -m localnode --run-dir "$CLUSTER_RUN_DIR" load "${images[@]}"
 
 "$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
 "$KUBECTL" label namespace "$NAMESPACE" --overwrite >/dev/null \
@@ -44,9 +45,12 @@ images=(coinfeed-producer:dev coinfeed-operator:dev coinfeed-spark:dev
 start=$(date +%s)
 say "installing $RELEASE into $NAMESPACE (metadata mode $KAFKA_MODE) ..."
 # shellcheck disable=SC2086 # EXTRA_VALUES is a list of -f/--set arguments
-"$HELM" upgrade --install "$RELEASE" charts/coinfeed --namespace "$NAMESPACE" \
-  -f charts/coinfeed/values-local.yaml --set "kafka.metadataMode=$KAFKA_MODE" ${EXTRA_VALUES:-} \
-  --wait --timeout "$TIMEOUT"
+if ! "$HELM" upgrade --install "$RELEASE" charts/coinfeed --namespace "$NAMESPACE" \
+    -f charts/coinfeed/values-local.yaml --set "kafka.metadataMode=$KAFKA_MODE" ${EXTRA_VALUES:-} \
+    --wait --timeout "$TIMEOUT" 2>&1 | tee "$CLUSTER_RUN_DIR/helm-install-$NAMESPACE.log"; then
+  "$KUBECTL" -n "$NAMESPACE" get pods -o wide >&2 || true
+  die "helm upgrade --install failed (log: $CLUSTER_RUN_DIR/helm-install-$NAMESPACE.log)"
+fi
 "$KUBECTL" -n "$NAMESPACE" wait pod --all --for=condition=Ready --timeout=300s >/dev/null
 say "all pods Ready in $(($(date +%s) - start)) s:"
 "$KUBECTL" -n "$NAMESPACE" get pods -o wide

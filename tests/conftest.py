@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.support.spark",
     "tests.support.pushgateway",
     "tests.support.prometheus",
+    "tests.support.localnode",
 ]
 
 _FOLDER_MARKERS = {

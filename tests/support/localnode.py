@@ -1,0 +1,165 @@
+"""The local single-node Kubernetes cluster as a test fixture, and a thin kubectl/helm wrapper.
+
+``local_node`` (session): `localnode up` in a run folder of the test session, `localnode down` at
+the end, and a check that nothing of ours was left on the machine (processes, mounts, bridge,
+iptables chains, network namespaces) and that the host sysctls are back. Only one node can run on
+a machine (fixed bridge and addresses): if one is already up (`make cluster-up`), the fixture
+fails and says so rather than touching it.
+
+``coinfeed_release`` (session): `scripts/deploy-local.sh` (images built and loaded, namespace
+labelled Pod Security enforce=restricted, umbrella chart with values-local.yaml, every pod Ready).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coinfeed.paths import bin_dir
+from localnode import config as cfg
+from localnode import node
+from localnode.config import Layout
+
+REPO = node.ROOT
+NAMESPACE = "coinfeed"
+RELEASE = "coinfeed"
+
+
+@dataclass
+class Kube:
+    """kubectl and helm of the pinned release, against one kubeconfig."""
+
+    kubeconfig: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def run(
+        self,
+        tool: str,
+        *args: str,
+        check: bool = True,
+        timeout: float = 600,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        binary = {
+            "kubectl": str(node.envtest_dir() / "kubectl"),
+            "helm": str(bin_dir() / f"helm-{node.version('HELM_VERSION')}" / "helm"),
+        }[tool]
+        proc = subprocess.run(
+            [binary, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("kubectl", *args, **kw)
+
+    def helm(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("helm", *args, **kw)
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def pods(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        args = ["-n", namespace, "pods"] + (["-l", selector] if selector else [])
+        items: list[dict[str, Any]] = self.get(*args)["items"]
+        return items
+
+    def wait_until(self, what: str, check: Any, timeout: float = 300, interval: float = 2) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+@dataclass
+class LocalNode:
+    layout: Layout
+    kube: Kube
+    sysctls_before: dict[str, str | None]
+
+
+@pytest.fixture(scope="session")
+def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
+    if node.run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
+        pytest.fail(
+            f"a local node is already running on this machine (bridge {cfg.BRIDGE} exists): "
+            "stop it with `make cluster-down` before running these tests"
+        )
+    problems = node.missing_prerequisites()
+    assert not problems, "the local node cannot start here:\n" + "\n".join(problems)
+    build = subprocess.run(
+        ["bash", str(REPO / "scripts" / "base-images.sh"), "node"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, f"building the node's images failed:\n{build.stderr[-3000:]}"
+    layout = Layout(tmp_path_factory.mktemp("cluster"))
+    before = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
+    try:
+        node.up(layout)
+        yield LocalNode(layout, Kube(layout.kubeconfig), before)
+    finally:
+        node.down(layout)
+    left = node.leftovers(layout)
+    after = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
+    assert not left, f"cluster down left these behind: {left}"
+    assert after == before, f"host sysctls not restored: before {before}, after {after}"
+
+
+def deploy(local: LocalNode, namespace: str, kafka_mode: str = "zookeeper") -> str:
+    """scripts/deploy-local.sh into ``namespace``; returns helm's output (warnings included)."""
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "deploy-local.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+        env={
+            **os.environ,
+            "CLUSTER_RUN_DIR": str(local.layout.run_dir),
+            "NAMESPACE": namespace,
+            "KAFKA_MODE": kafka_mode,
+            "PY": str(REPO / ".venv" / "bin" / "python"),
+        },
+    )
+    assert proc.returncode == 0, (
+        f"deploy-local failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return (local.layout.run_dir / f"helm-install-{namespace}.log").read_text()
+
+
+@pytest.fixture(scope="session")
+def coinfeed_release(local_node: LocalNode) -> Iterator[tuple[LocalNode, str]]:
+    """The umbrella chart (ZooKeeper mode) in namespace coinfeed; yields (node, helm output)."""
+    output = deploy(local_node, NAMESPACE)
+    yield local_node, output
