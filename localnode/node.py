@@ -117,8 +117,15 @@ def missing_prerequisites() -> list[str]:
 # --- small helpers --------------------------------------------------------------------------
 
 
-def run(argv: Sequence[str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, **kw)
+def run(
+    argv: Sequence[str], check: bool = True, timeout: float = 120, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as exc:
+        if check:
+            raise NodeError(f"{' '.join(argv)} did not finish within {timeout:.0f} s") from exc
+        return subprocess.CompletedProcess(list(argv), 124, "", f"timed out after {timeout:.0f} s")
     if check and proc.returncode != 0:
         raise NodeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[:800]}")
     return proc
@@ -301,10 +308,20 @@ def stop_process(layout: Layout, name: str, timeout: float = 20.0) -> None:
 
 
 def wait_for(
-    what: str, check: Callable[[], bool], timeout: float, logs: Sequence[Path] = ()
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    logs: Sequence[Path] = (),
+    alive: Callable[[], str | None] = lambda: None,
 ) -> None:
+    """Poll ``check`` until true; fail at once (with the logs) when ``alive`` names a process that
+    exited, else at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        dead = alive()
+        if dead:
+            detail = "\n".join(f"--- last lines of {p}:\n{tail(p)}" for p in logs)
+            raise NodeError(f"{dead} exited while waiting for {what}\n{detail}")
         try:
             if check():
                 return
@@ -557,6 +574,9 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
         lambda: admin.get("/readyz")[0] == 200,
         120,
         [layout.logs / "kube-apiserver.log", layout.logs / "etcd.log"],
+        alive=lambda: next(
+            (n for n in ("etcd", "kube-apiserver") if running(layout, n) is None), None
+        ),
     )
     say(f"kube-apiserver up at {admin.url} ({time.monotonic() - started:.0f} s)")
     cm_port, sched_port = free_ports(2)
@@ -681,6 +701,20 @@ def remove_cgroups() -> None:
             top.rmdir()
 
 
+def _holds_files_under(proc: Path, layout: Layout) -> bool:
+    """A process with a file open in the node's state folders (e.g. containerd's meta.db) is ours,
+    whatever run folder started it."""
+    roots = (str(layout.state_dir) + "/", str(layout.runtime_dir) + "/")
+    try:
+        for fd in (proc / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith(roots):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 def stray_processes(layout: Layout) -> list[tuple[int, str]]:
     """Processes of this node that no pid file names (e.g. after a crashed up): any command line
     that mentions the node's folders or socket."""
@@ -697,10 +731,17 @@ def stray_processes(layout: Layout) -> list[tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        if "localnode down" in cmdline or "localnode leftovers" in cmdline:
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            exe = ""
         if (
             any(m in cmdline for m in markers)
-            and "localnode down" not in cmdline
-            and "localnode leftovers" not in cmdline
+            or f"={cfg.NODE_IP}" in cmdline  # the API server's and kubelet's addresses
+            or exe.startswith(str(node_bin_dir()) + "/")  # kubelet, controller-manager, ...
+            or _holds_files_under(entry, layout)
         ):
             found.append((int(entry.name), cmdline.strip()[:200]))
     return found

@@ -91,3 +91,16 @@ def test_feed_ready_records_flow_and_hourly_rows_land_in_the_lake(kind_cluster: 
     proc = kind_sh("e2e")
     assert "e2e passed" in proc.stderr
     assert "hourly rows for btc:" in proc.stdout
+
+
+def test_release_ready_and_helm_tests_pass_on_kind(kind_cluster: None) -> None:
+    """The same assertions as the local-node tests (tests/support/e2e_body.py), on kind."""
+    from pathlib import Path
+
+    from tests.support.e2e_body import assert_release_ready, helm_test
+    from tests.support.localnode import Kube
+
+    kube = Kube(Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config")))
+    assert_release_ready(kube, "coinfeed", "zookeeper")
+    ok, out = helm_test(kube, "coinfeed", "coinfeed")
+    assert ok, out

@@ -125,11 +125,19 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
     assert build.returncode == 0, f"building the node's images failed:\n{build.stderr[-3000:]}"
     layout = Layout(tmp_path_factory.mktemp("cluster"))
     before = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
+    # The image builds may start our own dockerd (scripts/docker-engine.sh); stop it afterwards
+    # unless it was already running before the tests.
+    dockerd_pid = REPO / "run" / "docker" / "dockerd.pid"
+    dockerd_was_ours = dockerd_pid.exists()
     try:
         node.up(layout)
         yield LocalNode(layout, Kube(layout.kubeconfig), before)
     finally:
         node.down(layout)
+        if not dockerd_was_ours and dockerd_pid.exists():
+            subprocess.run(
+                ["bash", str(REPO / "scripts" / "docker-engine.sh"), "stop"], check=False
+            )
     left = node.leftovers(layout)
     after = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
     assert not left, f"cluster down left these behind: {left}"
