@@ -1,4 +1,9 @@
-"""Pinned versions, read from ``versions.env`` at the repository root (the one source of truth)."""
+"""Pinned versions, read from ``versions.env`` (the one source of truth, at the repository root).
+
+The package carries it as data (``coinfeed/versions.env`` is a symlink to the root file in the
+repository and a copy in an installed wheel), so installed code, e.g. the hourly job in its
+image, reads it without any repository file.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VERSIONS_FILE = REPO_ROOT / "versions.env"
+VERSIONS_FILE = Path(__file__).parent / "versions.env"
 
 
 def parse_versions(text: str) -> dict[str, str]:
@@ -25,7 +30,14 @@ def parse_versions(text: str) -> dict[str, str]:
 
 @cache
 def versions() -> dict[str, str]:
-    return parse_versions(VERSIONS_FILE.read_text(encoding="utf-8"))
+    try:
+        text = VERSIONS_FILE.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{VERSIONS_FILE} is missing: the coinfeed package was installed without its "
+            "versions.env data file (reinstall it from the repository or a built wheel)"
+        ) from None
+    return parse_versions(text)
 
 
 def get(name: str) -> str:

@@ -306,12 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     # Under spark-submit the master comes from its flags; run directly, Spark stays in this
     # process (local mode, loopback only).
     master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
-    conf = spark_conf(
-        master=master,
-        shuffle_partitions=args.shuffle_partitions,
-        driver_memory=args.driver_memory,
-        extra=env_conf(os.environ, master),
-    )
+    try:
+        conf = spark_conf(
+            master=master,
+            shuffle_partitions=args.shuffle_partitions,
+            driver_memory=args.driver_memory,
+            extra=env_conf(os.environ, master),
+        )
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        # A missing pinned version or connector jar: name it, no traceback.
+        print(f"coinfeed hourly: cannot configure Spark: {exc}", file=sys.stderr)
+        return 2
     spark = build_session("coinfeed-hourly", conf)
     failed = False
     try:

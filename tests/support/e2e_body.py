@@ -45,8 +45,12 @@ def assert_no_admission_warnings(helm_output: str) -> None:
     assert not warnings, "helm install printed warnings:\n" + "\n".join(warnings)
 
 
-def helm_test(kube: Kube, release: str, namespace: str) -> tuple[bool, str]:
-    proc = kube.helm("test", release, "-n", namespace, "--timeout", "6m", check=False, timeout=420)
+def helm_test(kube: Kube, release: str, namespace: str, only: str = "") -> tuple[bool, str]:
+    """`helm test` (only the test pod named ``only`` when given); (passed, output)."""
+    filters = ["--filter", f"name={only}"] if only else []
+    proc = kube.helm(
+        "test", release, "-n", namespace, *filters, "--timeout", "6m", check=False, timeout=420
+    )
     return proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -13,7 +13,7 @@ kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --crea
 echo "$record" | kafka kafka.tools.ConsoleProducer --bootstrap-server "$BOOTSTRAP" \
   --topic "$TOPIC" --producer-property acks=all
 got="$(kafka org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic "$TOPIC" \
-  --from-beginning --timeout-ms 60000 | grep -Fx "$record" || true)"
+  --from-beginning --max-messages 1 --timeout-ms 60000 | grep -Fx "$record" || true)"
 kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --delete --topic "$TOPIC" || true
 if [ "$got" != "$record" ]; then
   echo "FAIL: produced '$record' to $TOPIC but did not consume it back" >&2

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from localnode import config as cfg
 from localnode import node
@@ -44,7 +47,7 @@ except TopicAlreadyExistsError:
     pass
 meta = admin.describe_topics([topic])[0]
 print(json.dumps({"phase": "topic", "partitions": len(meta["partitions"]),
-                  "replicas": sorted(len(p["replicas"]) for p in meta["partitions"])}), flush=True)
+                  "replicas": sorted(len(p.get("replicas", p.get("replica_nodes", []))) for p in meta["partitions"])}), flush=True)
 producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                          retries=2147483647, delivery_timeout_ms=120000, linger_ms=5)
 acked, failed = [], []
@@ -167,7 +170,7 @@ def test_provisioner_binds_and_releases_a_volume(local_node: LocalNode) -> None:
         "the released volume and its directory removed",
         lambda: (
             kube.kubectl("get", "pv", pv_name, check=False).returncode != 0
-            and not node.Path(path).exists()
+            and not Path(path).exists()
         ),
         timeout=60,
     )
@@ -208,7 +211,7 @@ def test_kafka_and_operator_helm_tests_pass_and_fail_when_broken(coinfeed_releas
             lambda: release_pods(kube, NAMESPACE)["operator"] == 0 or None,
             120,
         )
-        ok, out = helm_test(kube, RELEASE, NAMESPACE)
+        ok, out = helm_test(kube, RELEASE, NAMESPACE, only="coinfeed-operator-test-metrics")
         assert not ok and "test-metrics" in out and "failed" in out.lower(), out
     finally:
         kube.kubectl(
@@ -234,7 +237,7 @@ def test_kafka_and_operator_helm_tests_pass_and_fail_when_broken(coinfeed_releas
         json.dumps({"spec": {"selector": {"app.kubernetes.io/component": "nothing"}}}),
     )
     try:
-        ok, out = helm_test(kube, RELEASE, NAMESPACE)
+        ok, out = helm_test(kube, RELEASE, NAMESPACE, only="coinfeed-kafka-test-produce-consume")
         assert not ok and "test-produce-consume" in out, out
     finally:
         kube.kubectl(
@@ -394,6 +397,88 @@ def test_pods_have_no_route_out(coinfeed_release: Release) -> None:
     assert destinations, table
     assert "0.0.0.0" not in destinations, table  # no default route
     assert destinations <= {"10.244.0.0", "10.96.0.0"}, destinations
+
+
+SPARK_IMAGE = "coinfeed-spark:dev"
+
+
+@pytest.mark.parametrize("uid", [185, 10001])
+def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release, uid: int) -> None:
+    """The hourly job in its own image, as the image's user (185) and as a UID the image does
+    not know (10001): it reads the in-cluster Kafka and writes the lake (no repository files,
+    no passwd entry needed)."""
+    local, _ = coinfeed_release
+    kube = local.kube
+    for kind in ("prices", "tweets"):
+        kube.kubectl(
+            "-n",
+            NAMESPACE,
+            "exec",
+            "coinfeed-kafka-0",
+            "--",
+            "bash",
+            "-c",
+            "java -Xmx96m -cp '/opt/kafka/libs/*' org.apache.kafka.tools.TopicCommand "
+            f"--bootstrap-server localhost:9092 --create --if-not-exists --topic coinfeed.btc.{kind} "
+            "--partitions 3 --replication-factor 3 2>/dev/null",
+            timeout=180,
+        )
+    name = f"hourly-uid-{uid}"
+    pod = restricted_pod(
+        name,
+        SPARK_IMAGE,
+        [
+            "/opt/coinfeed/entrypoint.sh",
+            "coinfeed",
+            "hourly",
+            "--coin",
+            "btc",
+            "--lake",
+            "/lake",
+            "--bootstrap",
+            "coinfeed-kafka:9092",
+            "--from",
+            "2026-01-01T00",
+            "--to",
+            "2026-01-01T00",
+            "--no-gaps",
+            "--driver-memory",
+            "384m",
+        ],
+    )
+    spec = pod["spec"]
+    spec["securityContext"]["runAsUser"] = uid
+    spec["securityContext"]["runAsGroup"] = uid
+    container = spec["containers"][0]
+    container["resources"] = {
+        "limits": {"memory": "1Gi"},
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+    }
+    container["volumeMounts"] = [
+        {"name": "lake", "mountPath": "/lake"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    spec["volumes"] = [{"name": "lake", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found")
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    try:
+        phase = kube.wait_until(
+            f"the hourly job pod (UID {uid}) to finish",
+            lambda: (
+                (p := kube.get("-n", NAMESPACE, "pod", name)["status"].get("phase"))
+                in ("Succeeded", "Failed")
+                and p
+            ),
+            timeout=600,
+            interval=5,
+        )
+        logs = kube.kubectl("-n", NAMESPACE, "logs", name).stdout
+    finally:
+        kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found", "--wait=false")
+    assert phase == "Succeeded", logs[-4000:]
+    summaries = [line for line in json_lines(logs) if line.get("summary") == "hourly"]
+    assert summaries and summaries[0]["coin"] == "btc", logs[-2000:]
+    assert summaries[0]["hours"] == ["2026-01-01T00"]
 
 
 def test_kraft_variant_then_uninstall_leaves_nothing(coinfeed_release: Release) -> None:
