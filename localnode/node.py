@@ -263,6 +263,19 @@ def running(layout: Layout, name: str) -> int | None:
     return None
 
 
+def exited(layout: Layout, name: str) -> bool:
+    """The process we spawned under ``name`` is gone or a zombie (no marker check: right after
+    the fork its command line may not be the program's yet)."""
+    pid = read_pid(pid_file(layout, name))
+    if pid is None:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
 def _marker(layout: Layout, name: str) -> str:
     # Every process of ours has a path of this node's on its command line.
     if name == "containerd":
@@ -574,9 +587,7 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
         lambda: admin.get("/readyz")[0] == 200,
         120,
         [layout.logs / "kube-apiserver.log", layout.logs / "etcd.log"],
-        alive=lambda: next(
-            (n for n in ("etcd", "kube-apiserver") if running(layout, n) is None), None
-        ),
+        alive=lambda: next((n for n in ("etcd", "kube-apiserver") if exited(layout, n)), None),
     )
     say(f"kube-apiserver up at {admin.url} ({time.monotonic() - started:.0f} s)")
     cm_port, sched_port = free_ports(2)

@@ -27,8 +27,8 @@ ensure_docker_engine() {
     --exec-root "$COINFEED_DOCKER_DIR/exec" --pidfile "$COINFEED_DOCKER_DIR/dockerd.pid" \
     --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
     </dev/null >"$COINFEED_DOCKER_DIR/dockerd.log" 2>&1 &
-  local i
-  for i in $(seq 1 60); do
+  local _
+  for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
     sleep 1
   done
@@ -38,12 +38,12 @@ ensure_docker_engine() {
 }
 
 stop_docker_engine() {
-  local pidfile="$COINFEED_DOCKER_DIR/dockerd.pid" pid i
+  local pidfile="$COINFEED_DOCKER_DIR/dockerd.pid" pid
   [ -f "$pidfile" ] || return 0
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
-    for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"

@@ -201,6 +201,7 @@ def _run_start_script(
         **_start_env(objs, "data"),
         "HOSTNAME": hostname,
         "KAFKA_HOME": str(kafka_home),
+        "JAVA_HOME": str(kafka_home.parent / "java-home"),
         "CONFIG_DIR": str(config_dir),
         "WORK_DIR": str(tmp / "work"),
         "SECRETS_DIR": str(secrets or tmp / "no-secrets"),
@@ -220,25 +221,29 @@ def _run_start_script(
 
 @pytest.fixture
 def kafka_home(tmp_path: Path) -> Path:
-    """A Kafka home whose kafka-storage.sh is the real StorageTool (the Maven Central jars of
-    versions.env's Kafka) and whose kafka-server-start.sh records the file it was given."""
+    """A Kafka home laid out like the images' (/opt/kafka/libs: the Maven Central jars of
+    versions.env's Kafka) and a JAVA_HOME whose java runs everything for real (StorageTool
+    formats for real) except the broker itself, whose command line's properties file it records."""
+    import shutil
+
     from coinfeed.paths import kafka_jars_dir
 
     jars = kafka_jars_dir()
     if not list(jars.glob("kafka_*.jar")):
         pytest.skip(f"no Kafka jars in {jars}: run `make setup`")
     home = tmp_path / "kafka-home"
-    (home / "bin").mkdir(parents=True)
-    storage = home / "bin" / "kafka-storage.sh"
-    storage.write_text(
+    home.mkdir()
+    (home / "libs").symlink_to(jars)
+    real_java = shutil.which("java")
+    assert real_java, "java is needed (make setup checks it)"
+    java = tmp_path / "java-home" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(
         "#!/bin/bash\n"
-        f'exec java -Xmx128m -cp "{jars}/*" -Dlog4j.configuration=file:/dev/null '
-        'kafka.tools.StorageTool "$@"\n'
+        'for a in "$@"; do [ "$a" = kafka.Kafka ] && { cp "${@: -1}" "$RECORD"; exit 0; }; done\n'
+        f'exec {real_java} -Xmx128m "$@"\n'
     )
-    start = home / "bin" / "kafka-server-start.sh"
-    start.write_text('#!/bin/bash\ncp "$1" "$RECORD"\n')
-    storage.chmod(0o755)
-    start.chmod(0o755)
+    java.chmod(0o755)
     return home
 
 
