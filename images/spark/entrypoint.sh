@@ -11,7 +11,10 @@
 set -euo pipefail
 
 if ! getent passwd "$(id -u)" >/dev/null 2>&1; then
-  wrapper="$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -n 1 || true)"
+  wrapper=""
+  for f in /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so; do
+    [ -f "$f" ] && { wrapper="$f"; break; }
+  done
   if [ -z "$wrapper" ]; then
     echo "entrypoint: UID $(id -u) has no passwd entry and libnss_wrapper is missing; run as UID 185 (spark)" >&2
     exit 1

@@ -10,7 +10,10 @@ esac
 echo "$((ordinal + 1))" > /data/myid
 # java on the image's jar directory rather than zkServer.sh, so the official image
 # (/apache-zookeeper-<v>-bin/lib) and the local one (same layout) start the same way.
-lib="$(ls -d /apache-zookeeper-*-bin/lib "${ZK_HOME:-/nonexistent}/lib" 2>/dev/null | head -n 1)"
+lib=""
+for d in /apache-zookeeper-*-bin/lib "${ZK_HOME:-/nonexistent}/lib"; do
+  [ -d "$d" ] && { lib="$d"; break; }
+done
 [ -n "$lib" ] || { echo "zookeeper-start: no ZooKeeper jar directory (/apache-zookeeper-*-bin/lib) in this image" >&2; exit 1; }
 java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 exec "$java" "-Xmx${ZK_SERVER_HEAP:-256}m" "-Xms${ZK_SERVER_HEAP:-256}m" \
