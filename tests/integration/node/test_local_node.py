@@ -251,6 +251,9 @@ def test_kafka_and_operator_helm_tests_pass_and_fail_when_broken(coinfeed_releas
             json.dumps([{"op": "replace", "path": "/spec/selector", "value": selector}]),
         )
     assert_release_ready(kube, NAMESPACE, "zookeeper")
+    # Restored: both pass again (and helm removes the failed runs' test pods on success).
+    ok, out = helm_test(kube, RELEASE, NAMESPACE)
+    assert ok, out
 
 
 def test_broker_deleted_mid_produce_loses_and_duplicates_nothing(coinfeed_release: Release) -> None:
@@ -316,7 +319,7 @@ def test_broker_deleted_mid_produce_loses_and_duplicates_nothing(coinfeed_releas
     log = kube.kubectl("-n", NAMESPACE, "logs", "coinfeed-kafka-1").stdout
     assert "[KafkaServer id=1] started" in log
     listing = kube.kubectl(
-        "-n", NAMESPACE, "exec", "coinfeed-kafka-1", "--", "ls", "/var/lib/kafka/data"
+        "-n", NAMESPACE, "exec", "coinfeed-kafka-1", "--", "ls", "/var/lib/kafka/data/logs"
     ).stdout
     assert any(name.startswith("node-durability-") for name in listing.split()), listing
 
@@ -442,8 +445,6 @@ def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release,
             "--to",
             "2026-01-01T00",
             "--no-gaps",
-            "--driver-memory",
-            "384m",
         ],
     )
     spec = pod["spec"]
