@@ -445,6 +445,8 @@ def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release,
             "--to",
             "2026-01-01T00",
             "--no-gaps",
+            "--driver-memory",
+            "640m",
         ],
     )
     spec = pod["spec"]
