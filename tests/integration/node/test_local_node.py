@@ -454,7 +454,7 @@ def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release,
     spec["securityContext"]["runAsGroup"] = uid
     container = spec["containers"][0]
     container["resources"] = {
-        "limits": {"memory": "1Gi"},
+        "limits": {"memory": "1536Mi"},
         "requests": {"cpu": "100m", "memory": "512Mi"},
     }
     container["volumeMounts"] = [
