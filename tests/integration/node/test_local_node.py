@@ -45,7 +45,11 @@ try:
     admin.create_topics([NewTopic(topic, 3, 3, topic_configs={"min.insync.replicas": "2"})])
 except TopicAlreadyExistsError:
     pass
-meta = admin.describe_topics([topic])[0]
+for _ in range(60):  # metadata reaches every broker a moment after the create
+    meta = admin.describe_topics([topic])[0]
+    if len(meta["partitions"]) == 3:
+        break
+    time.sleep(0.5)
 print(json.dumps({"phase": "topic", "partitions": len(meta["partitions"]),
                   "replicas": sorted(len(p.get("replicas", p.get("replica_nodes", []))) for p in meta["partitions"])}), flush=True)
 producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
