@@ -499,7 +499,21 @@ class LocalKafkaCluster:
             procs.send_signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for node, pid in pids.items():
-            if not procs.wait_gone(pid, self.marker, max(0.0, deadline - time.monotonic())):
+            child = self._children.get(node)
+            if child is not None and child.pid == pid:
+                # Our own child: wait on the process itself. Its command line may not show the
+                # run dir yet (just forked, not yet exec'd), which a marker check would take for
+                # "gone" while the JVM is about to start.
+                try:
+                    child.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self._progress(
+                        f"{node} (pid {pid}) ignored SIGTERM for {timeout:.0f}s: SIGKILL"
+                    )
+                    child.kill()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.wait(10)
+            elif not procs.wait_gone(pid, self.marker, max(0.0, deadline - time.monotonic())):
                 self._progress(f"{node} (pid {pid}) ignored SIGTERM for {timeout:.0f}s: SIGKILL")
                 procs.send_signal(pid, signal.SIGKILL)
                 procs.wait_gone(pid, self.marker, 10)
