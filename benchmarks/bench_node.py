@@ -59,6 +59,9 @@ def main(argv: list[str]) -> int:
     if problems:
         print("bench_node: cannot run here:\n  " + "\n  ".join(problems))
         return 1
+    subprocess.run(
+        ["bash", "scripts/base-images.sh", "node"], check=True, cwd=REPO, capture_output=True
+    )
     layout = Layout(Path(tempfile.mkdtemp(prefix="bench-node-")))
     figures: dict[str, float] = {"baseline_kafka_up_s": kafka_up_seconds()}
     base = figures["baseline_kafka_up_s"]

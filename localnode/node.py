@@ -495,7 +495,12 @@ def images_to_load(layout: Layout, refs: Sequence[str]) -> list[str]:
             if "/" in ref.split(":")[0] and "." in ref.split("/")[0]
             else f"docker.io/library/{ref}"
         )
-        if full not in listed or loaded.get(ref) != docker_image_id(ref):
+        if full not in listed:
+            stale.append(ref)
+            continue
+        built = docker_image_id(ref)
+        # No engine to ask (or no such build): what the node holds stays.
+        if built is not None and loaded.get(ref) != built:
             stale.append(ref)
     return stale
 
