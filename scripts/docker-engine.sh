@@ -47,6 +47,8 @@ stop_docker_engine() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
+  # dockerd's own containerd may outlive it (e.g. after a SIGKILL); it holds the data root's lock.
+  pkill -f "containerd --config $COINFEED_DOCKER_DIR/exec/containerd/containerd.toml" 2>/dev/null || true
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -114,6 +114,10 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
             f"a local node is already running on this machine (bridge {cfg.BRIDGE} exists): "
             "stop it with `make cluster-down` before running these tests"
         )
+    # The image builds may start our own dockerd (scripts/docker-engine.sh); stop it afterwards
+    # unless it was already running before the tests.
+    dockerd_pid = REPO / "run" / "docker" / "dockerd.pid"
+    dockerd_was_running = dockerd_pid.exists()
     problems = node.missing_prerequisites()
     assert not problems, "the local node cannot start here:\n" + "\n".join(problems)
     build = subprocess.run(
@@ -125,16 +129,12 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
     assert build.returncode == 0, f"building the node's images failed:\n{build.stderr[-3000:]}"
     layout = Layout(tmp_path_factory.mktemp("cluster"))
     before = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
-    # The image builds may start our own dockerd (scripts/docker-engine.sh); stop it afterwards
-    # unless it was already running before the tests.
-    dockerd_pid = REPO / "run" / "docker" / "dockerd.pid"
-    dockerd_was_ours = dockerd_pid.exists()
     try:
         node.up(layout)
         yield LocalNode(layout, Kube(layout.kubeconfig), before)
     finally:
         node.down(layout)
-        if not dockerd_was_ours and dockerd_pid.exists():
+        if not dockerd_was_running and dockerd_pid.exists():
             subprocess.run(
                 ["bash", str(REPO / "scripts" / "docker-engine.sh"), "stop"], check=False
             )
