@@ -44,7 +44,7 @@ def test_an_install_without_it_says_what_is_missing(
     monkeypatch.setattr(versions, "VERSIONS_FILE", tmp_path / "versions.env")
     versions.versions.cache_clear()
     try:
-        with pytest.raises(FileNotFoundError, match="versions.env is missing"):
+        with pytest.raises(FileNotFoundError, match=r"versions\.env is missing"):
             versions.get("SPARK_VERSION")
     finally:
         versions.versions.cache_clear()
