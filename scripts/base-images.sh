@@ -85,35 +85,6 @@ debian_base() {
   say "built $tag in $(($(date +%s) - start)) s"
 }
 
-kafka_jars() {  # the broker's jars (make setup) + kafka-tools (topic and console clients)
-  bash "$ROOT/scripts/fetch-jars.sh" >/dev/null
-  local tools="$CACHE/jars/kafka-tools-$KAFKA_VERSION"
-  if [ ! -f "$tools/.complete" ]; then
-    say "fetching kafka-tools $KAFKA_VERSION from Maven Central ..."
-    rm -rf "$tools.tmp"
-    mvn -B -q -f "$ROOT/scripts/jvm/kafka-tools-pom.xml" dependency:copy-dependencies \
-      -Dkafka.version="$KAFKA_VERSION" -DincludeScope=runtime -DoutputDirectory="$tools.tmp" \
-      || die "mvn could not fetch kafka-tools $KAFKA_VERSION"
-    touch "$tools.tmp/.complete"
-    mv "$tools.tmp" "$tools"
-  fi
-}
-
-zookeeper_jars() {  # <dest>: ZooKeeper's own runtime set (AdminServer's Jetty, logback included)
-  local dest="$1" jars="$CACHE/jars/zookeeper-$ZOOKEEPER_IMAGE_VERSION"
-  if [ ! -f "$jars/.complete" ]; then
-    say "fetching zookeeper $ZOOKEEPER_IMAGE_VERSION from Maven Central ..."
-    rm -rf "$jars.tmp"
-    mvn -B -q -f "$ROOT/scripts/jvm/zookeeper-pom.xml" dependency:copy-dependencies \
-      -Dzookeeper.version="$ZOOKEEPER_IMAGE_VERSION" -DincludeScope=runtime -DoutputDirectory="$jars.tmp" \
-      || die "mvn could not fetch zookeeper $ZOOKEEPER_IMAGE_VERSION"
-    touch "$jars.tmp/.complete"
-    mv "$jars.tmp" "$jars"
-  fi
-  mkdir -p "$dest"
-  cp "$jars"/*.jar "$dest/"
-}
-
 app_bases() {
   debian_base
   local d=coinfeed.local/debian:bookworm jre=coinfeed.local/jre:17-bookworm ctx
@@ -123,14 +94,15 @@ app_bases() {
   build "coinfeed.local/spark-base:$SPARK_VERSION" "$BASE/spark.Dockerfile" "$(context empty)" --build-arg JRE_IMAGE=$jre
 
   if ! have_image "coinfeed.local/kafka:$KAFKA_VERSION" || ! have_image "coinfeed.local/zookeeper:$ZOOKEEPER_IMAGE_VERSION"; then
-    kafka_jars
+    bash "$ROOT/scripts/fetch-jars.sh" images >&2 || die "cannot fetch the images' jars from Maven Central"
     ctx="$(context kafka)"
     mkdir -p "$ctx/libs"
     cp "$CACHE/jars/kafka_${SCALA_BINARY_VERSION}-$KAFKA_VERSION"/*.jar "$ctx/libs/"
     cp -n "$CACHE/jars/kafka-tools-$KAFKA_VERSION"/*.jar "$ctx/libs/"
     build "coinfeed.local/kafka:$KAFKA_VERSION" "$BASE/kafka.Dockerfile" "$ctx" --build-arg JRE_IMAGE=$jre
     ctx="$(context zookeeper)"
-    zookeeper_jars "$ctx/lib"
+    mkdir -p "$ctx/lib"
+    cp "$CACHE/jars/zookeeper-$ZOOKEEPER_IMAGE_VERSION"/*.jar "$ctx/lib/"
     build "coinfeed.local/zookeeper:$ZOOKEEPER_IMAGE_VERSION" "$BASE/zookeeper.Dockerfile" "$ctx" \
       --build-arg JRE_IMAGE=$jre --build-arg ZOOKEEPER_VERSION="$ZOOKEEPER_IMAGE_VERSION"
   fi

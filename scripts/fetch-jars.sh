@@ -18,7 +18,7 @@ fetch() {  # fetch <dest-folder> <pom> [extra mvn args...]
   rm -rf "$dest.tmp"
   if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
       -Dkafka.version="$KAFKA_VERSION" -Dspark.version="$SPARK_VERSION" \
-      -Dscala.binary.version="$SCALA_BINARY_VERSION" \
+      -Dscala.binary.version="$SCALA_BINARY_VERSION" -Dzookeeper.version="$ZOOKEEPER_IMAGE_VERSION" \
       -DoutputDirectory="$dest.tmp" -DincludeScope=runtime "$@"; then
     echo "jars: mvn could not fetch $(basename "$dest"). Is Maven Central reachable (see ~/.m2/settings.xml)?" >&2
     exit 1
@@ -33,3 +33,10 @@ fetch "$cache/kafka_${SCALA_BINARY_VERSION}-${KAFKA_VERSION}" "$here/jvm/kafka-p
 # pyspark already ships kafka's compression codecs, hadoop and scala: take only what it lacks.
 fetch "$cache/spark-sql-kafka-0-10_${SCALA_BINARY_VERSION}-${SPARK_VERSION}" "$here/jvm/spark-kafka-pom.xml" \
   -DincludeArtifactIds="spark-sql-kafka-0-10_${SCALA_BINARY_VERSION},spark-token-provider-kafka-0-10_${SCALA_BINARY_VERSION},kafka-clients,commons-pool2"
+
+# `fetch-jars.sh images`: also what only the local Kafka and ZooKeeper images need
+# (scripts/base-images.sh): Kafka's command-line tools, and ZooKeeper's own runtime set.
+if [ "${1:-}" = images ]; then
+  fetch "$cache/kafka-tools-${KAFKA_VERSION}" "$here/jvm/kafka-tools-pom.xml"
+  fetch "$cache/zookeeper-${ZOOKEEPER_IMAGE_VERSION}" "$here/jvm/zookeeper-pom.xml"
+fi

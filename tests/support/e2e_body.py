@@ -4,7 +4,6 @@ the same checks run on whichever real cluster the caller has (a :class:`Kube` fo
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from tests.support.localnode import Kube, pod_ready
 
@@ -52,8 +51,3 @@ def helm_test(kube: Kube, release: str, namespace: str, only: str = "") -> tuple
         "test", release, "-n", namespace, *filters, "--timeout", "6m", check=False, timeout=420
     )
     return proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def pod_terminated_messages(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
-    pod = kube.get("-n", namespace, "pod", name)
-    return [s.get("state", {}) for s in pod.get("status", {}).get("containerStatuses", [])]
