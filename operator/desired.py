@@ -268,6 +268,9 @@ def hourly_command(spec: FeedSpec, settings: OperatorSettings) -> list[str]:
         settings.lake,
         "--bootstrap",
         settings.kafka_bootstrap,
+        # Kafka keeps this many hours: the job looks for missed hours only that far back.
+        "--retention-hours",
+        str(spec.topics.retention_hours),
     ]
     if settings.pushgateway:
         cmd += ["--pushgateway", settings.pushgateway]

@@ -212,9 +212,24 @@ def test_cronjob_runs_the_hourly_contract_command() -> None:
         "/lake",
         "--bootstrap",
         "kafka:9092",
+        "--retention-hours",
+        "48",  # eth's topics.retentionHours
         "--pushgateway",
         "pg:9091",
     ]
+
+
+def test_cronjob_passes_the_topic_retention_and_the_job_accepts_it() -> None:
+    """The operator's command, parsed by the job's own parser: the gap search is bounded by the
+    feed's topics.retentionHours, not the job's default of 24."""
+    from coinfeed.spark.hourly import build_parser
+
+    spec = {**ETH["spec"], "topics": {**ETH["spec"].get("topics", {}), "retentionHours": 72}}
+    cmd = hourly_command(parse_spec(spec), SETTINGS)
+    assert cmd[:2] == ["coinfeed", "hourly"]
+    args = build_parser().parse_args(cmd[2:])
+    assert args.retention_hours == 72
+    assert args.coin == ["eth"] and args.lookback_hours == 3
 
 
 def test_hourly_command_is_configurable_and_pushgateway_optional() -> None:
