@@ -99,14 +99,19 @@ def _metadata(name: str, namespace: str, lbls: Mapping[str, str], owner: Obj) ->
     }
 
 
-def pod_security_context() -> Obj:
+def pod_security_context(uid: int = RUN_AS, gid: int = RUN_AS) -> Obj:
     return {
         "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "fsGroup": gid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def spark_pod_security_context(settings: OperatorSettings) -> Obj:
+    """The hourly job's pods run as the Spark image's user (185 by default), not the producers'."""
+    return pod_security_context(settings.spark_run_as_user, settings.spark_run_as_group)
 
 
 def container_security_context() -> Obj:
@@ -331,7 +336,7 @@ def hourly_cronjob(
         "restartPolicy": "Never",
         # Only a driver on Kubernetes talks to the API server (to start its executors).
         "automountServiceAccountToken": spark_on_kubernetes(settings),
-        "securityContext": pod_security_context(),
+        "securityContext": spark_pod_security_context(settings),
         "containers": [
             {
                 "name": "hourly",

@@ -47,6 +47,10 @@ class OperatorSettings:
     spark_resources: Resources = field(default_factory=lambda: Resources("500m", "1Gi", "2", "2Gi"))
     service_account: str = ""  # ServiceAccount of the producer pods ("" = namespace default)
     spark_service_account: str = ""  # ServiceAccount of the hourly job's pods ("" = default)
+    # UID/GID of the hourly job's pods (and executors): the Spark image's user, apache/spark's
+    # `spark` (185). The pod's fsGroup is the GID, so the lake volume is writable by it.
+    spark_run_as_user: int = 185
+    spark_run_as_group: int = 185
     # "" = Spark in local mode inside the CronJob pod; k8s://https://kubernetes.default.svc =
     # the pod is the driver and starts executor pods (only then is its token mounted).
     spark_master: str = ""
@@ -58,6 +62,7 @@ class OperatorSettings:
 
 
 _INT_FIELDS = {"producer_metrics_port"}
+_ID_FIELDS = {"spark_run_as_user", "spark_run_as_group"}
 _FLOAT_FIELDS = {"drift_interval_seconds", "kafka_timeout_seconds"}
 _STR_FIELDS = {
     "kafka_bootstrap",
@@ -91,6 +96,15 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
             raw = env[env_name(name)]
             if not raw.isdigit() or not 1 <= int(raw) <= 65535:
                 raise SettingsError(f"{env_name(name)}={raw!r}: expected a port 1-65535")
+            values[name] = int(raw)
+    for name in _ID_FIELDS:
+        if env_name(name) in env:
+            raw = env[env_name(name)]
+            # runAsNonRoot refuses UID 0; GID 0 (root group) would weaken fsGroup.
+            if not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
+                raise SettingsError(
+                    f"{env_name(name)}={raw!r}: expected a non-root id 1-2147483647"
+                )
             values[name] = int(raw)
     for name in _FLOAT_FIELDS:
         if env_name(name) in env:

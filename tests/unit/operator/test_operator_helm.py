@@ -93,10 +93,32 @@ def test_settings_reach_the_operator_environment() -> None:
     assert settings.producer_image == "coinfeed-producer:0.1.0"
 
 
+def test_spark_run_as_values_reach_the_cronjob() -> None:
+    from coinfeed.operator.desired import hourly_cronjob
+    from coinfeed.operator.settings import settings_from_env
+    from coinfeed.operator.spec import parse_spec
+
+    spec = parse_spec({"coin": "btc", "prices": {"source": "binance", "pair": "BTC/USDT"}})
+
+    def job_security(*sets: str) -> dict[str, Any]:
+        cm = next(d for d in render(*sets) if d["kind"] == "ConfigMap")
+        cron = hourly_cronjob("btc", "feeds", "u", spec, settings_from_env(cm["data"]))
+        sc: dict[str, Any] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+            "securityContext"
+        ]
+        return sc
+
+    default = job_security()
+    assert (default["runAsUser"], default["runAsGroup"], default["fsGroup"]) == (185, 185, 185)
+    custom = job_security("spark.runAsUser=1001", "spark.runAsGroup=1002")
+    assert (custom["runAsUser"], custom["runAsGroup"], custom["fsGroup"]) == (1001, 1002, 1002)
+
+
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
         ("unknownKey=1", "additional properties"),
+        ("spark.runAsUser=0", "runAsUser"),
         ("operator.logLevel=LOUD", "logLevel"),
         ("producer.metricsPort=0", "metricsPort"),
         ("operator.driftIntervalSeconds=0", "driftIntervalSeconds"),

@@ -160,3 +160,35 @@ def test_job_env_becomes_spark_settings() -> None:
     assert k8s[f"{prefix}.options.claimName"] == "coinfeed-lake"
     assert k8s[f"{prefix}.mount.path"] == "/lake"
     assert env_conf({}, None) == {}
+
+
+def test_job_pods_run_as_the_spark_image_user_restricted() -> None:
+    """The Spark image's user is apache/spark's `spark` (185); the producers' 10001 is not it."""
+    pod = _job()
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 185,
+        "runAsGroup": 185,
+        "fsGroup": 185,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    sc = pod["containers"][0]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True
+    custom = _job(spark_run_as_user=2000, spark_run_as_group=3000)["securityContext"]
+    assert (custom["runAsUser"], custom["runAsGroup"], custom["fsGroup"]) == (2000, 3000, 3000)
+
+
+def test_run_as_settings_are_read_and_root_is_refused() -> None:
+    s = settings_from_env(
+        {"COINFEED_OPERATOR_SPARK_RUN_AS_USER": "1000", "COINFEED_OPERATOR_SPARK_RUN_AS_GROUP": "7"}
+    )
+    assert (s.spark_run_as_user, s.spark_run_as_group) == (1000, 7)
+    assert (settings_from_env({}).spark_run_as_user, settings_from_env({}).spark_run_as_group) == (
+        185,
+        185,
+    )
+    for bad in ("0", "-1", "spark"):
+        with pytest.raises(SettingsError, match="COINFEED_OPERATOR_SPARK_RUN_AS_USER"):
+            settings_from_env({"COINFEED_OPERATOR_SPARK_RUN_AS_USER": bad})
