@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -180,7 +180,7 @@ def process_coin(
     from coinfeed.spark.parse import check, split
     from coinfeed.spark.prices import price_hourly
     from coinfeed.spark.sentiment import with_sentiment
-    from coinfeed.spark.summary import CoinRun, LatestHour, platform_figures
+    from coinfeed.spark.summary import CoinRun, LatestHour
     from coinfeed.spark.tweets import tweet_hourly
 
     run = CoinRun(coin=coin, hours=hours)
@@ -266,11 +266,30 @@ def process_coin(
             realized_volatility=r.realized_volatility,
             tweet_count=int(r.tweet_count),
             sentiment_mean=r.sentiment_mean,
-            **platform_figures(r.asDict()),
         )
     for df in persisted:
         df.unpersist()
     return run
+
+
+def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
+    """The run's Spark settings. Reads nothing from the repository: pinned versions ship in the
+    package (``coinfeed.pinned_versions``) and the connector jars come from ``$COINFEED_CACHE``.
+
+    Raises ``LookupError`` (a missing pin) or ``OSError`` (no connector jars), naming what is
+    missing.
+    """
+    from coinfeed.spark.session import env_conf, spark_conf
+
+    # Under spark-submit the master comes from its flags; run directly, Spark stays in this
+    # process (local mode, loopback only).
+    master = args.master or (None if "PYSPARK_GATEWAY_PORT" in env else "local[*]")
+    return spark_conf(
+        master=master,
+        shuffle_partitions=args.shuffle_partitions,
+        driver_memory=args.driver_memory,
+        extra=env_conf(env, master),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,22 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from coinfeed.spark.lake import existing_hours
-    from coinfeed.spark.session import build_session, env_conf, spark_conf
+    from coinfeed.spark.session import build_session
     from coinfeed.spark.summary import failure_registry, push, success_registry
 
-    # Under spark-submit the master comes from its flags; run directly, Spark stays in this
-    # process (local mode, loopback only).
-    master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
     try:
-        conf = spark_conf(
-            master=master,
-            shuffle_partitions=args.shuffle_partitions,
-            driver_memory=args.driver_memory,
-            extra=env_conf(os.environ, master),
-        )
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        # A missing pinned version or connector jar: name it, no traceback.
-        print(f"coinfeed hourly: cannot configure Spark: {exc}", file=sys.stderr)
+        conf = job_conf(args, os.environ)
+    except (LookupError, OSError) as exc:
+        # A missing pin or connector jar: say which, not a traceback.
+        print(f"coinfeed hourly: cannot start: {exc}", file=sys.stderr)
         return 2
     spark = build_session("coinfeed-hourly", conf)
     failed = False

@@ -28,3 +28,21 @@ def test_repository_pins() -> None:
 
 def test_jar_dirs_are_keyed_by_the_pins() -> None:
     assert paths.kafka_jars_dir().name == f"kafka_2.13-{versions.get('KAFKA_VERSION')}"
+
+
+def test_shipped_pins_equal_versions_env() -> None:
+    """The installed package reads coinfeed/pinned_versions.py (an image has no versions.env);
+    it must say exactly what versions.env says."""
+    from coinfeed import pinned_versions
+
+    env = versions.parse_versions(versions.VERSIONS_FILE.read_text(encoding="utf-8"))
+    assert env == pinned_versions.PINS
+    assert versions.versions() == env
+    assert versions.main(["--check"]) == 0, "run `python -m coinfeed.versions`"
+
+
+def test_render_module_round_trips() -> None:
+    source = versions.render_module('# c\nA_VERSION=1.2\nB="x"\n')
+    namespace: dict[str, object] = {}
+    exec(compile(source, "pinned_versions.py", "exec"), namespace)
+    assert namespace["PINS"] == {"A_VERSION": "1.2", "B": '"x"'}
