@@ -39,6 +39,12 @@ app.kubernetes.io/part-of: coinfeed
 {{- end }}
 {{- end -}}
 
+{{/* The operator sub-chart's app.kubernetes.io/name, computed as its coinfeed-operator.name
+does: its chart name is the alias `operator` unless operator.nameOverride says otherwise. */}}
+{{- define "coinfeed.operatorName" -}}
+{{- default "operator" .Values.operator.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "coinfeed.sparkServiceAccount" -}}
 {{- default (printf "%s-spark" (include "coinfeed.fullname" .)) .Values.spark.serviceAccount.name -}}
 {{- end -}}

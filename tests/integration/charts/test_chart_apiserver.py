@@ -5,6 +5,7 @@ and bad values refused by `helm install` with the schema's message."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,11 @@ def test_helm_install_in_restricted_namespace_without_warnings(
     assert "statefulset.apps/coinfeed-kafka" in statefulsets
     # The NOTES tell the user what to do next.
     assert "helm test coinfeed" in proc.stdout
+    if chart == "coinfeed":
+        # ... and their operator selector finds the operator (the sub-chart is aliased).
+        (selector,) = re.findall(r"rollout status deployment -l (\S+)", proc.stdout)
+        found = kubectl("get", "deployments", "-n", ns, "-l", selector, "-o", "name").stdout
+        assert found.split() == ["deployment.apps/coinfeed-operator"], selector
 
 
 def test_pod_security_warnings_do_reach_helm_output(

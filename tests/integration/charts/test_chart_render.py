@@ -488,6 +488,28 @@ def test_monitoring_objects_only_when_enabled(helm: Helm) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("sets", "name"),
+    [([], "coinfeed-operator"), (["operator.nameOverride=feeds-operator"], "feeds-operator")],
+)
+def test_operator_servicemonitor_selects_the_operator_pods(
+    helm: Helm, sets: list[str], name: str
+) -> None:
+    """The sub-chart is aliased `operator`: its pods, its metrics Service and the umbrella's
+    ServiceMonitor must still agree on app.kubernetes.io/name."""
+    objs = helm.template("coinfeed", values=["ci/monitoring-values.yaml"], sets=sets)
+    dep = find(objs, "Deployment", "coinfeed-operator")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["app.kubernetes.io/name"] == name
+    svc = find(objs, "Service", "coinfeed-operator-metrics")
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    monitor = find(objs, "ServiceMonitor", "coinfeed-operator")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/name"] == name
+    assert selector.items() <= svc["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"]
+
+
 def test_dashboards_as_configmaps_with_the_sidecar_label(helm: Helm) -> None:
     files = sorted((CHARTS / "coinfeed" / "dashboards").glob("*.json"))
     # The dashboards exist now: losing them must fail here, not skip.
