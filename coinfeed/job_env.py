@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Final
 
+# Where the job writes its outcome (JSON summary, < 4 KiB) as the container's termination message:
+# /dev/termination-log in the CronJob; the operator reads it back from the pod's status.
+TERMINATION_LOG: Final = "COINFEED_TERMINATION_LOG"
+
 # Lake in S3 (s3a://...).
 S3_ENDPOINT: Final = "COINFEED_S3_ENDPOINT"  # S3-compatible endpoint (MinIO); unset = AWS
 S3_SECRET: Final = "COINFEED_S3_SECRET"  # name of the Secret holding the two keys below

@@ -15,8 +15,18 @@ from typing import Any, Final
 TOPICS_READY: Final = "TopicsReady"
 PRODUCERS_READY: Final = "ProducersReady"
 AGGREGATION_SCHEDULED: Final = "AggregationScheduled"
+LAST_RUN_SUCCEEDED: Final = "LastRunSucceeded"
+# True when another CoinFeed already follows this feed's coin: this one then owns nothing.
+CONFLICT: Final = "Conflict"
 READY: Final = "Ready"
-ORDER: Final = (TOPICS_READY, PRODUCERS_READY, AGGREGATION_SCHEDULED, READY)
+ORDER: Final = (
+    CONFLICT,
+    TOPICS_READY,
+    PRODUCERS_READY,
+    AGGREGATION_SCHEDULED,
+    LAST_RUN_SUCCEEDED,
+    READY,
+)
 
 NOT_SUPPORTED: Final = "NotSupported"
 KAFKA_UNAVAILABLE: Final = "KafkaUnavailable"
@@ -28,6 +38,11 @@ class Condition:
     ok: bool
     reason: str
     message: str
+    unknown: bool = False  # status Unknown (e.g. no run has finished yet): does not fail Ready
+
+    @property
+    def status(self) -> str:
+        return "Unknown" if self.unknown else "True" if self.ok else "False"
 
 
 def now_iso(now: datetime | None = None) -> str:
@@ -36,9 +51,11 @@ def now_iso(now: datetime | None = None) -> str:
 
 def ready_condition(parts: Sequence[Condition]) -> Condition:
     """Ready is True only when every other condition is; NotSupported wins as the reason."""
-    failing = [c for c in parts if not c.ok]
+    failing = [c for c in parts if not c.ok and not c.unknown]
     if not failing:
-        return Condition(READY, True, "AllReady", "topics, producers and aggregation are in place")
+        return Condition(
+            READY, True, "AllReady", "topics, producers and aggregation are in place and healthy"
+        )
     first = next((c for c in failing if c.reason == NOT_SUPPORTED), failing[0])
     return Condition(READY, False, first.reason, f"{first.type}: {first.message}")
 
@@ -89,8 +106,14 @@ def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> C
         return Condition(
             AGGREGATION_SCHEDULED, False, "Suspended", "the hourly CronJob is suspended"
         )
+    # Scheduled says only that runs will start; LastRunSucceeded says how the last one went.
+    last = (cronjob.get("status") or {}).get("lastScheduleTime")
+    started = f"; last started {last}" if last else "; not started yet"
     return Condition(
-        AGGREGATION_SCHEDULED, True, "Scheduled", f"hourly aggregation runs at {schedule!r} (UTC)"
+        AGGREGATION_SCHEDULED,
+        True,
+        "Scheduled",
+        f"hourly aggregation runs at {schedule!r} (UTC){started}",
     )
 
 
@@ -109,7 +132,7 @@ def merge_conditions(
     out: list[dict[str, Any]] = []
     seen = set()
     for cond in new:
-        status = "True" if cond.ok else "False"
+        status = cond.status
         prev = previous.get(cond.type)
         changed = prev is None or prev.get("status") != status
         out.append(
@@ -141,20 +164,3 @@ def transitions(
         or p.get("status") != c["status"]
         or p.get("reason") != c["reason"]
     ]
-
-
-def last_completed_hour(cronjob: Mapping[str, Any] | None) -> str | None:
-    """Start of the newest hour the job completed: the hour before its last successful run.
-
-    The job runs a few minutes past the hour and aggregates closed hours only.
-    """
-    if not cronjob:
-        return None
-    raw = (cronjob.get("status") or {}).get("lastSuccessfulTime")
-    if not raw:
-        return None
-    when = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).astimezone(UTC)
-    hour = when.replace(minute=0, second=0, microsecond=0)
-    from datetime import timedelta
-
-    return now_iso(hour - timedelta(hours=1))

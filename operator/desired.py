@@ -23,6 +23,7 @@ FEED_LABEL: Final = "coinfeed.io/feed"
 COIN_LABEL: Final = "coinfeed.io/coin"
 TOKEN_DIR: Final = "/var/run/secrets/coinfeed/x"
 RUN_AS: Final = 10001
+TERMINATION_LOG: Final = "/dev/termination-log"
 HOUR_MS: Final = 3_600_000
 
 Obj = dict[str, Any]
@@ -296,7 +297,13 @@ def _field_env(name: str, field_path: str) -> Obj:
 def hourly_env(settings: OperatorSettings) -> list[Obj]:
     """The job's environment (names from ``coinfeed.job_env``); S3 keys only by secretKeyRef."""
     # Spark writes scratch files and its Ivy cache under HOME and /tmp.
-    plain = {"HOME": "/tmp", "SPARK_LOCAL_DIRS": "/tmp", jenv.S3_ENDPOINT: settings.s3_endpoint}
+    plain = {
+        "HOME": "/tmp",
+        "SPARK_LOCAL_DIRS": "/tmp",
+        jenv.S3_ENDPOINT: settings.s3_endpoint,
+        # The run's JSON summary becomes the container's termination message (status.lastRun).
+        jenv.TERMINATION_LOG: TERMINATION_LOG,
+    }
     k8s = spark_on_kubernetes(settings)
     if k8s:
         plain[jenv.K8S_IMAGE] = settings.spark_image
@@ -347,6 +354,9 @@ def hourly_cronjob(
                 "resources": settings.spark_resources.as_k8s(),
                 "securityContext": container_security_context(),
                 "volumeMounts": mounts,
+                # The job writes its summary here; if it dies first, the log's tail stands in.
+                "terminationMessagePath": TERMINATION_LOG,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
             }
         ],
         "volumes": volumes,

@@ -58,7 +58,7 @@ def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
     """Reconcile one CoinFeed and write the status fields that changed; returns them.
 
     The status is written here, under the feed's lock, rather than through kopf's deferred patch:
-    a producer turning available meanwhile is then always seen by :func:`refresh_producers`.
+    a producer turning available meanwhile is then always seen by :func:`refresh_status`.
     """
     meta = body["metadata"]
     with ctx.lock(meta["namespace"], meta["name"]):
@@ -90,8 +90,9 @@ def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
         return changed
 
 
-def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
-    """A producer's availability changed: recompute ProducersReady and Ready of its feed."""
+def refresh_status(ctx: Context, namespace: str, feed_name: str) -> None:
+    """A producer's availability changed or an hourly Job finished: recompute the feed's
+    conditions, ``lastRun`` and ``lastHour`` from its children (no Kafka, no writes to children)."""
     with ctx.lock(namespace, feed_name):
         feed = ctx.kube.get_feed(namespace, feed_name)
         if feed is None or feed.get("metadata", {}).get("deletionTimestamp"):
@@ -99,6 +100,10 @@ def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
         old = feed.get("status") or {}
         if not old.get("conditions"):
             return  # the feed's own reconcile has not run yet; it computes everything
+        if any(
+            c.get("type") == cond.CONFLICT and c.get("status") == "True" for c in old["conditions"]
+        ):
+            return  # it owns nothing; its reconcile keeps its status
         try:
             spec = parse_spec(feed.get("spec") or {})
         except SpecError:
@@ -111,15 +116,18 @@ def refresh_producers(ctx: Context, namespace: str, feed_name: str) -> None:
             None,
             int(old.get("observedGeneration", 0)),
             old["conditions"],
+            old_status=old,
         )
-        if status["conditions"] == old["conditions"]:
+        status.pop("observedGeneration")  # unchanged: the spec was not reconciled here
+        changed = {k: v for k, v in status.items() if old.get(k) != v}
+        if not changed:
             return
-        ctx.kube.patch_feed_status(namespace, feed_name, {"conditions": status["conditions"]})
+        ctx.kube.patch_feed_status(namespace, feed_name, changed)
         ctx.metrics.set_ready(f"{namespace}/{feed_name}", _is_ready(status))
         for c in cond.transitions(old["conditions"], status["conditions"]):
             if c["type"] == cond.READY and c["status"] == "True":
                 ctx.kube.post_event(feed, "Normal", "Ready", "feed is ready")
-            elif c["status"] != "True":
+            elif c["status"] == "False":
                 ctx.kube.post_event(feed, "Warning", c["reason"], f"{c['type']}: {c['message']}")
 
 
@@ -269,7 +277,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def deployment_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         feed_name = (body.get("metadata", {}).get("labels") or {}).get(FEED_LABEL)
         if feed_name and namespace:
-            refresh_producers(ctx, namespace, feed_name)
+            refresh_status(ctx, namespace, feed_name)
 
     kopf.on.event(
         "apps",
@@ -279,3 +287,26 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         id="producer-status",
         labels={"app.kubernetes.io/managed-by": MANAGED_BY},
     )(deployment_changed)
+
+    def job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        # Only a finished Job changes the feed's last run.
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (body.get("status") or {}).get("conditions") or []
+        )
+        feed_name = (body.get("metadata", {}).get("labels") or {}).get(FEED_LABEL)
+        if finished and feed_name and namespace:
+            refresh_status(ctx, namespace, feed_name)
+
+    # The hourly CronJob's Jobs carry its jobTemplate labels (managed-by, feed, component).
+    kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        registry=registry,
+        id="hourly-run",
+        labels={
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "app.kubernetes.io/component": "hourly",
+        },
+    )(job_changed)

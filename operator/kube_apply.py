@@ -141,6 +141,28 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
+    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+        """The Jobs of the feed's hourly CronJob (they carry its jobTemplate labels)."""
+        from coinfeed.operator.desired import FEED_LABEL
+
+        resp = self.batch.list_namespaced_job(
+            namespace,
+            label_selector=f"{FEED_LABEL}={feed},app.kubernetes.io/component=hourly",
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
+    def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        """The pods one Job started (their termination messages hold the job's summary)."""
+        from coinfeed.operator.lastrun import JOB_NAME_LABEL
+
+        resp = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{JOB_NAME_LABEL}={job}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
     def get_feed(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from coinfeed.operator import conditions as cond
+from coinfeed.operator import lastrun
 from coinfeed.operator.desired import (
     DesiredTopic,
     child_name,
@@ -54,6 +55,8 @@ class ChildApplier(Protocol):
     def ensure(self, desired: Mapping[str, Any]) -> tuple[str, list[str]]: ...
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def delete(self, kind: str, namespace: str, name: str) -> bool: ...
+    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]: ...
+    def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]: ...
 
 
 def topics_condition(
@@ -185,7 +188,7 @@ def reconcile_feed(
             events.append(Event("Warning", "DeleteFailed", f"{kind} {cname}: {_api_error(exc)}"))
 
     status = status_from_children(
-        feed, name, namespace, kube, topics_c, generation, old_conditions, now
+        feed, name, namespace, kube, topics_c, generation, old_conditions, now, old_status
     )
     if apply_error:
         status["conditions"] = cond.merge_conditions(
@@ -230,6 +233,7 @@ def status_from_children(
     generation: int,
     old_conditions: Sequence[Mapping[str, Any]],
     now: datetime | None = None,
+    old_status: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Status from the live children; ``topics_c=None`` keeps the current TopicsReady."""
     kinds = ["prices", *(["tweets"] if feed.tweets.enabled else [])]
@@ -249,10 +253,12 @@ def status_from_children(
             if prev
             else cond.Condition(cond.TOPICS_READY, False, "Unknown", "not yet reconciled")
         )
+    run = observe_last_run(feed, name, namespace, kube, cron, old_status)
     parts = [
         topics_c,
         cond.producers_condition(deps, feed.suspend),
         cond.aggregation_condition(cron, feed.aggregation.schedule),
+        lastrun.last_run_condition(run),
     ]
     status: dict[str, Any] = {
         "observedGeneration": generation,
@@ -260,10 +266,58 @@ def status_from_children(
             old_conditions, [*parts, cond.ready_condition(parts)], generation, now
         ),
     }
-    hour = cond.last_completed_hour(cron)
+    hour = lastrun.newer_hour((old_status or {}).get("lastHour"), run)
     if hour:
-        status["lastCompletedHour"] = hour
+        status["lastHour"] = hour
+    if run is not None:
+        status["lastRun"] = run.status()
     return status
+
+
+def observe_last_run(
+    feed: FeedSpec,
+    name: str,
+    namespace: str,
+    kube: ChildApplier,
+    cron: Mapping[str, Any] | None,
+    old_status: Mapping[str, Any] | None,
+) -> lastrun.LastRun | None:
+    """The newest finished run of the feed's CronJob. A Job already reported in ``old_status``
+    is not read again (a finished Job does not change), so a settled feed costs one list call."""
+    previous = (old_status or {}).get("lastRun") or None
+    if cron is None:
+        return _from_status(previous)
+    jobs = kube.list_jobs(namespace, name)
+    job = lastrun.newest_finished_job(jobs, str(cron["metadata"].get("uid", "")))
+    if job is None:
+        # History limits prune old Jobs; what was observed before stays true.
+        return _from_status(previous)
+    job_name = str(job["metadata"]["name"])
+    run = lastrun.last_run(job, [], feed.coin)
+    if (
+        previous
+        and run
+        and (previous.get("job"), previous.get("finishedAt"))
+        == (
+            job_name,
+            run.finished_at,
+        )
+    ):
+        return _from_status(previous)
+    return lastrun.last_run(job, kube.list_pods(namespace, job_name), feed.coin)
+
+
+def _from_status(previous: Mapping[str, Any] | None) -> lastrun.LastRun | None:
+    if not previous or not previous.get("job"):
+        return None
+    return lastrun.LastRun(
+        job=str(previous["job"]),
+        succeeded=previous.get("result") == "Succeeded",
+        finished_at=str(previous.get("finishedAt", "")),
+        reason=str(previous.get("reason") or "Unknown"),
+        message=str(previous.get("message", "")),
+        newest_hour=None,  # already folded into status.lastHour
+    )
 
 
 def _api_error(exc: Exception) -> str:

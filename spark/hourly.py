@@ -23,6 +23,7 @@ if __name__ == "__main__" and not __package__:
     if os.path.isdir(os.path.join(os.path.dirname(_here), "coinfeed")):
         sys.path.insert(0, os.path.dirname(_here))
 
+from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
 
@@ -30,6 +31,7 @@ log = logging.getLogger("coinfeed.spark.hourly")
 
 LAKE_ENV = "COINFEED_LAKE"
 PUSHGATEWAY_ENV = "COINFEED_PUSHGATEWAY"
+TERMINATION_LOG_ENV = jenv.TERMINATION_LOG
 
 
 def _coins(values: Sequence[str]) -> list[str]:
@@ -117,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-gaps",
         action="store_true",
         help="do not backfill missing hours, only the requested ones",
+    )
+    p.add_argument(
+        "--termination-log",
+        default=os.environ.get(TERMINATION_LOG_ENV),
+        metavar="PATH",
+        help=(
+            "write the run's outcome (JSON, < 4 KiB) here, however the run ends; on Kubernetes "
+            f"/dev/termination-log, read back by the operator (default ${TERMINATION_LOG_ENV})"
+        ),
     )
     p.add_argument(
         "--master",
@@ -292,22 +303,65 @@ def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
     )
 
 
+class _Outcome:
+    """What the run did, for the termination message (written however the run ends)."""
+
+    def __init__(self) -> None:
+        self.runs: list[Any] = []  # CoinRun of each coin that finished
+        self.errors: dict[str, str] = {}  # coin -> why it failed
+        self.fatal = ""  # why the run could not start
+
+    def message(self) -> str:
+        from coinfeed.spark.summary import termination_message
+
+        return termination_message(self.runs, self.errors, self.fatal)
+
+
+def write_termination_log(path: str, text: str) -> None:
+    """Best effort: Kubernetes shows this file as the container's termination message."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError:
+        log.warning("could not write the termination message", extra={"path": path})
+
+
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    outcome = _Outcome()
+    try:
+        return _run(parser, args, outcome)
+    except SystemExit as exc:  # parser.error: argparse has printed why
+        outcome.fatal = outcome.fatal or f"exit {exc.code}"
+        raise
+    except BaseException as exc:
+        outcome.fatal = outcome.fatal or f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if args.termination_log:
+            write_termination_log(args.termination_log, outcome.message())
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Outcome) -> int:
     from coinfeed.logs import configure
     from coinfeed.spark import hours as hr
 
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     configure(os.environ.get("COINFEED_LOG_LEVEL", "INFO"))
+
+    def usage_error(message: str) -> None:
+        outcome.fatal = message
+        parser.error(message)
+
     try:
         coins = _coins(args.coin)
         if not args.lake:
-            parser.error(f"--lake is required (or set ${LAKE_ENV})")
+            usage_error(f"--lake is required (or set ${LAKE_ENV})")
         bootstrap_servers(args.bootstrap)  # validate early, with a clear message
         now = hr.parse_instant(args.now) if args.now else datetime.now(UTC)
         grace = timedelta(minutes=args.grace_minutes)
         if (args.from_hour is None) != (args.to_hour is None):
-            parser.error("--from and --to go together")
+            usage_error("--from and --to go together")
         explicit = args.from_hour is not None
         requested = (
             hr.hour_range(hr.parse_hour(args.from_hour), hr.parse_hour(args.to_hour))
@@ -315,21 +369,22 @@ def main(argv: list[str] | None = None) -> int:
             else hr.lookback_hours(now, args.lookback_hours, grace)
         )
     except (InvalidCoinError, hr.HourRangeError, ValueError) as exc:
+        outcome.fatal = str(exc)
         print(f"coinfeed hourly: {exc}", file=sys.stderr)
         return 2
 
     from coinfeed.spark.lake import existing_hours
     from coinfeed.spark.session import build_session
-    from coinfeed.spark.summary import failure_registry, push, success_registry
+    from coinfeed.spark.summary import CoinRun, failure_registry, push, success_registry
 
     try:
         conf = job_conf(args, os.environ)
     except (LookupError, OSError) as exc:
         # A missing pin or connector jar: say which, not a traceback.
+        outcome.fatal = f"cannot start: {exc}"
         print(f"coinfeed hourly: cannot start: {exc}", file=sys.stderr)
         return 2
     spark = build_session("coinfeed-hourly", conf)
-    failed = False
     try:
         for coin in coins:
             started = time.monotonic()
@@ -348,19 +403,15 @@ def main(argv: list[str] | None = None) -> int:
                         "hour not closed yet, skipped",
                         extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
                     )
-                if todo:
-                    run = process_coin(spark, args, coin, todo, grace)
-                else:
-                    from coinfeed.spark.summary import CoinRun
-
-                    run = CoinRun(coin=coin)
+                run = process_coin(spark, args, coin, todo, grace) if todo else CoinRun(coin=coin)
                 run.skipped_open_hours = skipped
                 run.duration_seconds = time.monotonic() - started
                 print(run.report(), flush=True)
+                outcome.runs.append(run)
                 if args.pushgateway:
                     push(args.pushgateway, success_registry(run, time.time()), coin, replace=True)
-            except Exception:
-                failed = True
+            except Exception as exc:
+                outcome.errors[coin] = f"{type(exc).__name__}: {exc}"
                 log.exception("hourly run failed", extra={"coin": coin})
                 if args.pushgateway:
                     try:
@@ -374,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                         log.exception("could not push the failure metric", extra={"coin": coin})
     finally:
         spark.stop()
-    return 1 if failed else 0
+    return 1 if outcome.errors else 0
 
 
 if __name__ == "__main__":

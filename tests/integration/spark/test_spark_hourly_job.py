@@ -305,10 +305,24 @@ def pushed_metrics(url: str) -> dict[str, float]:
 def test_hourly_job_end_to_end(feed: str, pushgateway: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
 
-    # 1. First run: the expected tables, and metrics in the Pushgateway.
+    # 1. First run: the expected tables, metrics in the Pushgateway, and the outcome the operator
+    #    reads back as the pod's termination message.
+    termination_log = tmp_path / "termination-log"
     summary = run_job(
-        feed, lake, "--lookback-hours", "2", "--pushgateway", pushgateway.removeprefix("http://")
+        feed,
+        lake,
+        "--lookback-hours",
+        "2",
+        "--pushgateway",
+        pushgateway.removeprefix("http://"),
+        "--termination-log",
+        str(termination_log),
     )
+    assert json.loads(termination_log.read_text()) == {
+        "summary": "hourly",
+        "ok": True,
+        "coins": {COIN: {"ok": True, "hours": 2, "newest_hour": "2024-01-01T01:00:00Z"}},
+    }
     assert summary["hours"] == ["2024-01-01T00", "2024-01-01T01"]
     assert summary["rows_read"] == {"prices": 12, "tweets": 5}
     assert summary["duplicates"] == {"prices": 1, "tweets": 1}

@@ -57,8 +57,15 @@ def test_crd_has_cel_partitions_rule_status_subresource_and_printer_columns() ->
         "Ready",
         "Topics",
         "Last Hour",
+        "Last Run",
         "Age",
     ]
+    paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    # What the job reported writing and how its last run ended, not a guess from the schedule.
+    assert paths["Last Hour"] == ".status.lastHour"
+    assert paths["Last Run"] == ".status.lastRun.result"
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert {"lastHour", "lastRun"} <= set(status) and "lastCompletedHour" not in status
     assert _crd()["spec"]["names"]["shortNames"] == ["cf"]
 
 
@@ -74,6 +81,9 @@ def test_rbac_rules_file_is_least_privilege() -> None:
     assert ("", "secrets", "get") not in flat and all(r != "secrets" for _, r, _ in flat)
     assert all("*" not in (g, r, v) for g, r, v in flat)
     assert ("coinfeed.io", "coinfeeds/status", "patch") in flat
+    # The hourly runs are only read: watched Jobs, and pods for their termination messages.
+    assert {v for g, r, v in flat if (g, r) == ("batch", "jobs")} == {"get", "list", "watch"}
+    assert {v for g, r, v in flat if (g, r) == ("", "pods")} == {"get", "list"}
 
 
 def test_values_schema_rejects_unknown_keys_everywhere() -> None:

@@ -192,3 +192,14 @@ def test_run_as_settings_are_read_and_root_is_refused() -> None:
     for bad in ("0", "-1", "spark"):
         with pytest.raises(SettingsError, match="COINFEED_OPERATOR_SPARK_RUN_AS_USER"):
             settings_from_env({"COINFEED_OPERATOR_SPARK_RUN_AS_USER": bad})
+
+
+def test_job_reports_its_summary_as_the_termination_message() -> None:
+    c = _job()["containers"][0]
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert _env(_job())[jenv.TERMINATION_LOG]["value"] == "/dev/termination-log"
+    # The container is the one the operator reads the message of.
+    from coinfeed.operator.lastrun import CONTAINER
+
+    assert c["name"] == CONTAINER

@@ -129,12 +129,6 @@ def test_transitions_report_changed_status_or_reason_only() -> None:
     )
 
 
-def test_last_completed_hour_is_hour_before_last_success() -> None:
-    cron = {"status": {"lastSuccessfulTime": "2026-01-01T13:07:42Z"}}
-    assert cond.last_completed_hour(cron) == "2026-01-01T12:00:00Z"
-    assert cond.last_completed_hour({"status": {}}) is None
-
-
 def test_drift_ignores_server_defaults_but_sees_changes() -> None:
     desired = {"spec": {"replicas": 1, "template": {"containers": [{"name": "c", "image": "a"}]}}}
     actual = {

@@ -83,15 +83,21 @@ def test_missing_connector_jars_is_a_clear_error_not_a_traceback(
     installed: Path, tmp_path: Path
 ) -> None:
     cache = _cache(tmp_path, with_jars=False)
+    log = tmp_path / "termination-log"
+    argv = [*ARGS, "--termination-log", str(log)]
     proc = _run(
         installed,
         cache,
-        f"from coinfeed.spark import hourly\nraise SystemExit(hourly.main({ARGS!r}))",
+        f"from coinfeed.spark import hourly\nraise SystemExit(hourly.main({argv!r}))",
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "coinfeed hourly: cannot start: no spark-sql-kafka jars in" in proc.stderr
     assert str(cache / "jars") in proc.stderr
+    # The operator reads the same reason from the pod's termination message.
+    outcome = json.loads(log.read_text())
+    assert outcome["ok"] is False
+    assert outcome["error"].startswith("cannot start: no spark-sql-kafka jars in")
 
 
 def test_a_missing_pin_is_named(installed: Path, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 
 from coinfeed import metric_names as m
@@ -76,3 +78,64 @@ def test_newest_hour_is_pushed_per_platform() -> None:
     assert f'{m.HOURLY_PLATFORM_POSTS}{{coin="btc",platform="bluesky"}} 0.0' in text
     assert f'{m.HOURLY_PLATFORM_SENTIMENT}{{coin="btc",platform="x"}} 0.25' in text
     assert f'{m.HOURLY_PLATFORM_SENTIMENT}{{coin="btc",platform="bluesky"}}' not in text
+
+
+def test_termination_message_reports_the_newest_hour_written() -> None:
+    from coinfeed.spark.summary import termination_message
+
+    data = json.loads(termination_message([run(0.5)], {}))
+    assert data == {
+        "summary": "hourly",
+        "ok": True,
+        "coins": {"btc": {"ok": True, "hours": 2, "newest_hour": "2024-01-01T01:00:00Z"}},
+    }
+    idle = json.loads(termination_message([CoinRun(coin="eth")], {}))
+    assert idle["coins"]["eth"] == {"ok": True, "hours": 0, "newest_hour": None}
+
+
+def test_termination_message_carries_the_error_and_stays_under_4_kib() -> None:
+    from coinfeed.spark.summary import TERMINATION_MESSAGE_LIMIT, termination_message
+
+    failed = json.loads(termination_message([], {"btc": "KafkaException: broker down"}))
+    assert failed["ok"] is False
+    assert failed["coins"]["btc"] == {"ok": False, "error": "KafkaException: broker down"}
+    # A coin that wrote its hours and then failed (e.g. the metrics push) keeps its newest hour.
+    both = json.loads(termination_message([run(0.5)], {"btc": "URLError: pushgateway"}))
+    assert both["coins"]["btc"]["newest_hour"] == "2024-01-01T01:00:00Z"
+    assert both["ok"] is False
+    fatal = json.loads(termination_message([], {}, fatal="cannot start: no jars"))
+    assert (fatal["ok"], fatal["error"]) == (False, "cannot start: no jars")
+
+    huge = "java.lang.IllegalStateException: " + "x" * 20_000
+    text = termination_message([], {"btc": huge, "eth": huge}, fatal=huge)
+    assert len(text.encode()) < TERMINATION_MESSAGE_LIMIT
+    data = json.loads(text)
+    assert data["coins"]["btc"]["error"].startswith("java.lang.IllegalStateException: xxx")
+    many = [
+        CoinRun(
+            coin=f"c{i:04d}",
+            latest=LatestHour(datetime(2024, 1, 1, 1, tzinfo=UTC), 1.0, 0.0, 0.0, 0, None),
+        )
+        for i in range(500)
+    ]
+    text = termination_message(many, {f"c{i:04d}": huge for i in range(0, 500, 7)})
+    assert len(text.encode()) < TERMINATION_MESSAGE_LIMIT
+    data = json.loads(text)
+    assert data["ok"] is False and data["truncated"] is True
+    assert set(data["newest_hours"].values()) == {"2024-01-01T01:00:00Z"}
+
+
+def test_job_writes_its_termination_message_when_it_cannot_run(tmp_path: Path) -> None:
+    """Without Spark: a bad coin symbol ends the run early, and the message still says why."""
+    from coinfeed.spark.hourly import main
+
+    log = tmp_path / "termination-log"
+    code = main(["--coin", "BTC!", "--lake", "/tmp/lake", "--termination-log", str(log)])
+    assert code == 2
+    data = json.loads(log.read_text())
+    assert data["ok"] is False and "BTC!" in data["error"]
+
+    with pytest.raises(SystemExit):
+        main(["--coin", "btc", "--from", "2024-01-01T00", "--termination-log", str(log)])
+    data = json.loads(log.read_text())
+    assert data["ok"] is False and "--lake is required" in data["error"]
