@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
 
     _load_kube_config()
     kafka = KafkaTopics(settings.kafka_bootstrap, settings.kafka_timeout_seconds)
-    ctx = Context(settings, kafka, Kube(), metrics, args.delete_timeout)
+    ctx = Context(settings, kafka, Kube(), metrics, args.delete_timeout, namespaces or None)
     registry = kopf.OperatorRegistry()
     register(registry, ctx)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 TOPICS_READY: Final = "TopicsReady"
 PRODUCERS_READY: Final = "ProducersReady"
@@ -29,6 +29,7 @@ ORDER: Final = (
 )
 
 NOT_SUPPORTED: Final = "NotSupported"
+COIN_CONFLICT: Final = "CoinConflict"
 KAFKA_UNAVAILABLE: Final = "KafkaUnavailable"
 
 
@@ -164,3 +165,40 @@ def transitions(
         or p.get("status") != c["status"]
         or p.get("reason") != c["reason"]
     ]
+
+
+def transition_events(
+    old: Sequence[Mapping[str, Any]] | None, new: Sequence[Mapping[str, Any]]
+) -> list[tuple[Literal["Normal", "Warning"], str, str]]:
+    """(type, reason, message) of the Events that changed conditions deserve: a Warning for each
+    condition turning bad (False; for Conflict, True), Normal when the feed becomes Ready or takes
+    over its coin. Unknown (nothing known yet) is not worth an Event."""
+    previous = {c.get("type") for c in (old or [])}
+    out: list[tuple[Literal["Normal", "Warning"], str, str]] = []
+    for c in transitions(old, new):
+        if c["type"] == READY:
+            if c["status"] == "True":
+                out.append(("Normal", "Ready", "feed is ready"))
+        elif c["type"] == CONFLICT:
+            if c["status"] == "True":
+                out.append(("Warning", c["reason"], f"{c['type']}: {c['message']}"))
+            elif c["type"] in previous:
+                out.append(("Normal", c["reason"], c["message"]))
+        elif c["status"] == "False":
+            out.append(("Warning", c["reason"], f"{c['type']}: {c['message']}"))
+    return out
+
+
+def conflict_condition(owner: str | None, coin: str) -> Condition:
+    """``Conflict``: True (reason CoinConflict) while ``owner`` (namespace/name of an older feed)
+    follows the same coin; False once this feed owns it."""
+    # Status True is the bad state here: this condition never feeds ready_condition.
+    if owner:
+        return Condition(
+            CONFLICT,
+            True,
+            COIN_CONFLICT,
+            f"coin {coin} is already followed by CoinFeed {owner} (created first); this feed owns "
+            "nothing (no topics, producers or CronJob) until that one is deleted",
+        )
+    return Condition(CONFLICT, False, "CoinOwned", f"this feed owns coin {coin}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import kopf
 
+from coinfeed.operator import claims
 from coinfeed.operator import conditions as cond
 from coinfeed.operator.desired import FEED_LABEL, MANAGED_BY, desired_topics
 from coinfeed.operator.kafka_apply import KafkaTopics, KafkaUnavailableError
@@ -38,6 +39,7 @@ class Context:
     kube: Kube
     metrics: OperatorMetrics
     delete_timeout_seconds: float = 120.0
+    namespaces: Sequence[str] | None = None  # watched namespaces (None: all)
     locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
@@ -45,6 +47,13 @@ class Context:
     def lock(self, namespace: str, name: str) -> threading.Lock:
         # One reconcile per feed at a time (kopf handlers and the drift loop run in threads).
         return self.locks[f"{namespace}/{name}"]
+
+    def all_feeds(self) -> list[dict[str, Any]]:
+        """Every CoinFeed the operator watches: who else follows a coin (``claims``)."""
+        feeds: list[dict[str, Any]] = []
+        for ns in list(self.namespaces) if self.namespaces else [None]:
+            feeds += self.kube.list_feeds(ns)
+        return feeds
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
@@ -54,13 +63,19 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
     )
 
 
-def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
+def reconcile_body(
+    ctx: Context, body: Mapping[str, Any], feeds: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """Reconcile one CoinFeed and write the status fields that changed; returns them.
+
+    ``feeds``: every watched CoinFeed, if the caller has just listed them (else listed here), to
+    find an older feed that already follows the same coin.
 
     The status is written here, under the feed's lock, rather than through kopf's deferred patch:
     a producer turning available meanwhile is then always seen by :func:`refresh_status`.
     """
     meta = body["metadata"]
+    owner = claims.coin_owner(body, ctx.all_feeds() if feeds is None else feeds)
     with ctx.lock(meta["namespace"], meta["name"]):
         started = time.perf_counter()
         old = dict(body.get("status") or {})
@@ -74,6 +89,7 @@ def reconcile_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
             settings=ctx.settings,
             kafka=ctx.kafka,
             kube=ctx.kube,
+            coin_owner=claims.feed_key(owner) if owner is not None else None,
         )
         for ev in outcome.events:
             ctx.kube.post_event(body, ev.type, ev.reason, ev.message)
@@ -124,11 +140,25 @@ def refresh_status(ctx: Context, namespace: str, feed_name: str) -> None:
             return
         ctx.kube.patch_feed_status(namespace, feed_name, changed)
         ctx.metrics.set_ready(f"{namespace}/{feed_name}", _is_ready(status))
-        for c in cond.transitions(old["conditions"], status["conditions"]):
-            if c["type"] == cond.READY and c["status"] == "True":
-                ctx.kube.post_event(feed, "Normal", "Ready", "feed is ready")
-            elif c["status"] == "False":
-                ctx.kube.post_event(feed, "Warning", c["reason"], f"{c['type']}: {c['message']}")
+        for type_, reason, message in cond.transition_events(
+            old["conditions"], status["conditions"]
+        ):
+            ctx.kube.post_event(feed, type_, reason, message)
+
+
+def reconcile_coin(ctx: Context, coin: str) -> None:
+    """Reconcile every live feed of ``coin`` (after its owner is gone, the next one takes over)."""
+    try:
+        feeds = ctx.all_feeds()
+    except Exception:
+        log.warning("listing CoinFeeds failed; the drift loop will retry", exc_info=True)
+        return
+    for feed in feeds:
+        if claims.coin_of(feed) == coin and not feed["metadata"].get("deletionTimestamp"):
+            try:
+                reconcile_body(ctx, feed, feeds)
+            except Exception:
+                log.warning("reconcile of %s failed", claims.feed_key(feed), exc_info=True)
 
 
 def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[str]:
@@ -191,31 +221,32 @@ class DriftLoop:
         self._thread.join(timeout=30)
 
     def run_once(self) -> None:
+        feeds: list[dict[str, Any]] = []
         for ns in self.namespaces:
             try:
-                feeds = self.ctx.kube.list_feeds(ns)
+                feeds += self.ctx.kube.list_feeds(ns)
             except Exception:
                 log.warning(
                     "drift check: listing CoinFeeds in %s failed",
                     ns or "all namespaces",
                     exc_info=True,
                 )
+                return  # without every feed, coin ownership cannot be decided
+        for feed in feeds:
+            if self._stop.is_set():
+                return
+            meta = feed["metadata"]
+            if meta.get("deletionTimestamp"):
                 continue
-            for feed in feeds:
-                if self._stop.is_set():
-                    return
-                meta = feed["metadata"]
-                if meta.get("deletionTimestamp"):
-                    continue
-                try:
-                    reconcile_body(self.ctx, feed)
-                except Exception:
-                    log.warning(
-                        "drift check of %s/%s failed",
-                        meta["namespace"],
-                        meta["name"],
-                        exc_info=True,
-                    )
+            try:
+                reconcile_body(self.ctx, feed, feeds)
+            except Exception:
+                log.warning(
+                    "drift check of %s/%s failed",
+                    meta["namespace"],
+                    meta["name"],
+                    exc_info=True,
+                )
 
     def _run(self) -> None:
         while not self._stop.wait(self.ctx.settings.drift_interval_seconds):
@@ -238,6 +269,19 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         except SpecError as exc:
             ctx.kube.post_event(
                 body, "Warning", "TopicsKept", f"spec unreadable, topics kept: {exc}"
+            )
+            return
+        try:
+            owner = claims.coin_owner(body, ctx.all_feeds())
+        except Exception as exc:
+            raise kopf.TemporaryError(f"cannot list CoinFeeds: {exc}", delay=5) from exc
+        if owner is not None:
+            # Never delete the topics of the feed that owns the coin.
+            ctx.kube.post_event(
+                body,
+                "Normal",
+                "TopicsKept",
+                f"topics {', '.join(names)} belong to CoinFeed {claims.feed_key(owner)}: kept",
             )
             return
         try:
@@ -271,6 +315,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def feed_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
         if event.get("type") == "DELETED" and name and namespace:
             ctx.metrics.forget(f"{namespace}/{name}")
+            # A feed waiting for this one's coin takes over now rather than at the next drift round.
+            coin = claims.coin_of(event.get("object") or {})
+            if coin:
+                reconcile_coin(ctx, coin)
 
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="forget")(feed_event)
 
