@@ -28,3 +28,18 @@ POD_NAMESPACE: Final = "COINFEED_POD_NAMESPACE"  # where executors start
 POD_IP: Final = "COINFEED_POD_IP"  # address executors connect back to
 LAKE_PVC: Final = "COINFEED_SPARK_LAKE_PVC"  # lake PVC, mounted into executors too
 LAKE_PATH: Final = "COINFEED_SPARK_LAKE_PATH"  # its mount path
+SERVICE_ACCOUNT: Final = "COINFEED_SPARK_SERVICE_ACCOUNT"  # the driver's, also the executors'
+K8S_IMAGE_PULL_POLICY: Final = "COINFEED_SPARK_K8S_IMAGE_PULL_POLICY"  # executors' pull policy
+EXECUTOR_TEMPLATE: Final = "COINFEED_SPARK_EXECUTOR_TEMPLATE"  # pod template file (a ConfigMap)
+EXECUTOR_INSTANCES: Final = "COINFEED_SPARK_EXECUTOR_INSTANCES"  # how many executors
+EXECUTOR_CPU_REQUEST: Final = "COINFEED_SPARK_EXECUTOR_CPU_REQUEST"  # k8s quantity, e.g. 500m
+EXECUTOR_CPU_LIMIT: Final = "COINFEED_SPARK_EXECUTOR_CPU_LIMIT"  # k8s quantity, e.g. 1
+EXECUTOR_MEMORY: Final = "COINFEED_SPARK_EXECUTOR_MEMORY"  # JVM heap, Spark size (1152m)
+EXECUTOR_MEMORY_OVERHEAD: Final = "COINFEED_SPARK_EXECUTOR_MEMORY_OVERHEAD"  # Spark size (384m)
+
+# The executor container's name in the pod template (Spark fills in image, args and env).
+EXECUTOR_CONTAINER: Final = "executor"
+# Fixed ports, so that the chart's NetworkPolicies can name them: executors connect to the
+# driver's RPC port; block managers (driver and executors) serve shuffle and result blocks.
+DRIVER_PORT: Final = 7078
+BLOCK_MANAGER_PORT: Final = 7079

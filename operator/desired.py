@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import yaml
+
 from coinfeed import job_env as jenv
 from coinfeed import producer_env as penv
-from coinfeed.operator.settings import OperatorSettings
+from coinfeed.operator.settings import OperatorSettings, memory_mib
 from coinfeed.operator.spec import FeedSpec, parse_spec
 from coinfeed.topics import TOPIC_KINDS, topic_name
 
@@ -24,6 +26,11 @@ COIN_LABEL: Final = "coinfeed.io/coin"
 TOKEN_DIR: Final = "/var/run/secrets/coinfeed/x"
 RUN_AS: Final = 10001
 TERMINATION_LOG: Final = "/dev/termination-log"
+# k8s:// master: the executor pod template, a ConfigMap mounted into the driver.
+EXECUTOR_CONFIGMAP_SUFFIX: Final = "hourly-executor"
+EXECUTOR_TEMPLATE_DIR: Final = "/etc/coinfeed/spark"
+EXECUTOR_TEMPLATE_KEY: Final = "executor-pod.yaml"
+EXECUTOR_COMPONENT: Final = "hourly-executor"
 HOUR_MS: Final = 3_600_000
 
 Obj = dict[str, Any]
@@ -307,10 +314,12 @@ def hourly_env(settings: OperatorSettings) -> list[Obj]:
     k8s = spark_on_kubernetes(settings)
     if k8s:
         plain[jenv.K8S_IMAGE] = settings.spark_image
+        plain[jenv.K8S_IMAGE_PULL_POLICY] = settings.image_pull_policy
         plain[jenv.S3_SECRET] = settings.s3_secret  # a name, so executors can reference it
         if settings.lake_pvc:
             plain[jenv.LAKE_PVC] = settings.lake_pvc
             plain[jenv.LAKE_PATH] = settings.lake
+        plain.update(executor_env(settings))
     env = _env(plain)
     if settings.s3_secret:
         env += [
@@ -325,8 +334,68 @@ def hourly_env(settings: OperatorSettings) -> list[Obj]:
             _field_env(jenv.POD_NAME, "metadata.name"),
             _field_env(jenv.POD_NAMESPACE, "metadata.namespace"),
             _field_env(jenv.POD_IP, "status.podIP"),
+            _field_env(jenv.SERVICE_ACCOUNT, "spec.serviceAccountName"),
         ]
     return env
+
+
+def executor_env(settings: OperatorSettings) -> dict[str, str]:
+    """How many executors and how big (k8s:// master): Spark sets each executor pod's memory to
+    heap + overhead, so the heap is the configured limit minus an overhead of a quarter of it
+    (at least 384 MiB: Python workers and off-heap buffers live there)."""
+    res = settings.spark_executor_resources
+    total = memory_mib(res.memory_limit)
+    overhead = max(384, total // 4)
+    return {
+        jenv.EXECUTOR_TEMPLATE: f"{EXECUTOR_TEMPLATE_DIR}/{EXECUTOR_TEMPLATE_KEY}",
+        jenv.EXECUTOR_INSTANCES: str(settings.spark_executor_instances),
+        jenv.EXECUTOR_CPU_REQUEST: res.cpu_request,
+        jenv.EXECUTOR_CPU_LIMIT: res.cpu_limit,
+        jenv.EXECUTOR_MEMORY: f"{total - overhead}m",
+        jenv.EXECUTOR_MEMORY_OVERHEAD: f"{overhead}m",
+    }
+
+
+def executor_pod_template(name: str, spec: FeedSpec, settings: OperatorSettings) -> Obj:
+    """The pod template Spark starts executors from (k8s:// master): the restricted security
+    context, the feed's labels (the chart's NetworkPolicies select them), a writable /tmp, no
+    ServiceAccount token. No command: Spark passes ``executor`` as the arguments of the image's
+    entrypoint, and sets image, env, ports and the memory/cpu it computed itself."""
+    lbls = labels(name, spec.coin, EXECUTOR_COMPONENT, "coinfeed-hourly")
+    pod_spec: Obj = {
+        "automountServiceAccountToken": False,
+        "securityContext": spark_pod_security_context(settings),
+        "containers": [
+            {
+                "name": jenv.EXECUTOR_CONTAINER,
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "resources": settings.spark_executor_resources.as_k8s(),
+                "securityContext": container_security_context(),
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
+    }
+    if settings.spark_service_account:
+        pod_spec["serviceAccountName"] = settings.spark_service_account
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": lbls}, "spec": pod_spec}
+
+
+def executor_template_configmap(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> Obj:
+    """The executor pod template, mounted into the driver (``spark.kubernetes.executor.
+    podTemplateFile`` is read by the driver in client mode)."""
+    lbls = labels(name, spec.coin, "hourly", "coinfeed-hourly")
+    template = executor_pod_template(name, spec, settings)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            child_name(name, EXECUTOR_CONFIGMAP_SUFFIX), namespace, lbls, owner_reference(name, uid)
+        ),
+        "data": {EXECUTOR_TEMPLATE_KEY: yaml.safe_dump(template, sort_keys=True)},
+    }
 
 
 def hourly_cronjob(
@@ -339,6 +408,16 @@ def hourly_cronjob(
     if settings.lake_pvc:
         volumes.append({"name": "lake", "persistentVolumeClaim": {"claimName": settings.lake_pvc}})
         mounts.append({"name": "lake", "mountPath": settings.lake})
+    if spark_on_kubernetes(settings):
+        volumes.append(
+            {
+                "name": "executor-template",
+                "configMap": {"name": child_name(name, EXECUTOR_CONFIGMAP_SUFFIX)},
+            }
+        )
+        mounts.append(
+            {"name": "executor-template", "mountPath": EXECUTOR_TEMPLATE_DIR, "readOnly": True}
+        )
     pod_spec: Obj = {
         "restartPolicy": "Never",
         # Only a driver on Kubernetes talks to the API server (to start its executors).
@@ -397,8 +476,38 @@ def desired_children(
     kinds = ["prices", *(["tweets"] if spec.tweets.enabled else [])]
     out = [producer_deployment(name, namespace, uid, spec, k, settings) for k in kinds]
     out.append(metrics_service(name, namespace, uid, spec, settings))
-    out.append(hourly_cronjob(name, namespace, uid, spec, settings))
+    out += hourly_children(name, namespace, uid, spec, settings)
     return out
+
+
+def hourly_children(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> list[Obj]:
+    """The CronJob, preceded (k8s:// master) by the executor pod template it mounts."""
+    template = (
+        [executor_template_configmap(name, namespace, uid, spec, settings)]
+        if spark_on_kubernetes(settings)
+        else []
+    )
+    return [*template, hourly_cronjob(name, namespace, uid, spec, settings)]
+
+
+def unwanted_hourly_children(name: str, settings: OperatorSettings) -> list[tuple[str, str]]:
+    """The executor pod template once the master is no longer k8s://."""
+    if spark_on_kubernetes(settings):
+        return []
+    return [("ConfigMap", child_name(name, EXECUTOR_CONFIGMAP_SUFFIX))]
+
+
+def all_children(name: str) -> list[tuple[str, str]]:
+    """(kind, name) of every child a feed can own, whatever its spec (e.g. to remove them all)."""
+    return [
+        ("Deployment", child_name(name, "prices")),
+        ("Deployment", child_name(name, "tweets")),
+        ("Service", child_name(name, "metrics")),
+        ("CronJob", child_name(name, "hourly")),
+        ("ConfigMap", child_name(name, EXECUTOR_CONFIGMAP_SUFFIX)),
+    ]
 
 
 def unwanted_children(name: str, spec: FeedSpec) -> list[tuple[str, str]]:

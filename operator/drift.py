@@ -35,10 +35,15 @@ def differences(desired: Any, actual: Any, path: str = "") -> list[str]:
 
 
 def spec_drift(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
-    """Drift in ``spec``, labels and owner references (what the operator owns)."""
+    """Drift in ``spec`` (a ConfigMap's ``data``), labels and owner references (what the
+    operator owns)."""
     meta_want = desired.get("metadata") or {}
     meta_have = actual.get("metadata") or {}
     out = differences(desired.get("spec"), actual.get("spec"), ".spec")
+    if "data" in desired:
+        # Exactly the desired keys: an added key is drift too.
+        out += differences(desired["data"], actual.get("data") or {}, ".data")
+        out += [f".data.{k}" for k in sorted(set(actual.get("data") or {}) - set(desired["data"]))]
     out += differences(
         meta_want.get("labels", {}), meta_have.get("labels") or {}, ".metadata.labels"
     )

@@ -28,7 +28,7 @@ def _body(resp: Any) -> dict[str, Any]:
 
 
 class Kube:
-    """Thin wrapper over the kubernetes client for the three child kinds and the CoinFeed status."""
+    """Thin wrapper over the kubernetes client for the child kinds and the CoinFeed status."""
 
     def __init__(self, api_client: Any = None) -> None:
         from kubernetes import client
@@ -58,6 +58,14 @@ class Kube:
                 c.create_namespaced_service,
                 c.replace_namespaced_service,
                 c.delete_namespaced_service,
+            )
+        if kind == "ConfigMap":
+            m: Any = self.core
+            return (
+                m.read_namespaced_config_map,
+                m.create_namespaced_config_map,
+                m.replace_namespaced_config_map,
+                m.delete_namespaced_config_map,
             )
         if kind == "CronJob":
             b: Any = self.batch

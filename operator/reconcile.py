@@ -17,10 +17,12 @@ from coinfeed.operator import conditions as cond
 from coinfeed.operator import lastrun
 from coinfeed.operator.desired import (
     DesiredTopic,
+    all_children,
     child_name,
     desired_children,
     desired_topics,
     unwanted_children,
+    unwanted_hourly_children,
 )
 from coinfeed.operator.kafka_apply import KafkaUnavailableError, Observation
 from coinfeed.operator.settings import OperatorSettings
@@ -132,12 +134,19 @@ def reconcile_feed(
     kafka: TopicApplier,
     kube: ChildApplier,
     now: datetime | None = None,
+    coin_owner: str | None = None,
 ) -> Outcome:
+    """``coin_owner``: namespace/name of an older CoinFeed following the same coin (see
+    ``claims.coin_owner``); this feed then creates and owns nothing."""
     old_conditions = list((old_status or {}).get("conditions") or [])
     try:
         feed = parse_spec(spec)
     except SpecError as exc:
         return invalid_spec_outcome(exc, generation, old_conditions)
+    if coin_owner:
+        return conflict_outcome(
+            name, namespace, feed, coin_owner, generation, old_status, kube, now
+        )
 
     events: list[Event] = []
     result: Result = "ok"
@@ -180,7 +189,7 @@ def reconcile_feed(
                     f"reverted {kind} {cname} to the spec ({', '.join(drift[:5])})",
                 )
             )
-    for kind, cname in unwanted_children(name, feed):
+    for kind, cname in [*unwanted_children(name, feed), *unwanted_hourly_children(name, settings)]:
         try:
             if kube.delete(kind, namespace, cname):
                 events.append(Event("Normal", "Deleted", f"deleted {kind} {cname}"))
@@ -200,28 +209,63 @@ def reconcile_feed(
     status.update(topics=topic_rows, topicSummary=summary)
     if obs is None and old_status and old_status.get("topics"):
         status["topics"] = old_status["topics"]  # keep the last known picture while Kafka is away
-    for c in cond.transitions(old_conditions, status["conditions"]):
-        if c["status"] != "True" and c["type"] != cond.READY:
-            events.append(Event("Warning", c["reason"], f"{c['type']}: {c['message']}"))
-        elif c["type"] == cond.READY and c["status"] == "True":
-            events.append(Event("Normal", "Ready", "feed is ready"))
+    events += [Event(*e) for e in cond.transition_events(old_conditions, status["conditions"])]
     return Outcome(status, events, result, error_reason)
 
 
+def conflict_outcome(
+    name: str,
+    namespace: str,
+    feed: FeedSpec,
+    owner: str,
+    generation: int,
+    old_status: Mapping[str, Any] | None,
+    kube: ChildApplier,
+    now: datetime | None = None,
+) -> Outcome:
+    """Another feed owns the coin: touch no topic, own no child (delete any this feed made, e.g.
+    in a creation race), and say so in every condition."""
+    old_conditions = list((old_status or {}).get("conditions") or [])
+    events: list[Event] = []
+    for kind, cname in all_children(name):
+        try:
+            if kube.delete(kind, namespace, cname):
+                events.append(Event("Normal", "Deleted", f"deleted {kind} {cname}: coin conflict"))
+        except Exception as exc:
+            events.append(Event("Warning", "DeleteFailed", f"{kind} {cname}: {_api_error(exc)}"))
+    conflict = cond.conflict_condition(owner, feed.coin)
+    parts = [
+        cond.Condition(t, False, cond.COIN_CONFLICT, conflict.message)
+        for t in (cond.TOPICS_READY, cond.PRODUCERS_READY, cond.AGGREGATION_SCHEDULED)
+    ]
+    ready = cond.Condition(cond.READY, False, cond.COIN_CONFLICT, conflict.message)
+    conditions = cond.merge_conditions(old_conditions, [conflict, *parts, ready], generation, now)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "topics": [],
+        "topicSummary": "-",
+    }
+    events += [Event(*e) for e in cond.transition_events(old_conditions, conditions)]
+    return Outcome(status, events, "error", cond.COIN_CONFLICT)
+
+
 def _override_apply_failure(conditions: list[dict[str, Any]], message: str) -> list[cond.Condition]:
-    out = []
+    out: list[cond.Condition] = []
+    kept: list[cond.Condition] = []  # conditions that do not decide Ready (Conflict)
     for c in conditions:
         if c["type"] == cond.READY:
             continue
-        ok = c["status"] == "True"
-        out.append(cond.Condition(c["type"], ok, c["reason"], c["message"]))
+        ok, unknown = c["status"] == "True", c["status"] == "Unknown"
+        target = kept if c["type"] == cond.CONFLICT else out
+        target.append(cond.Condition(c["type"], ok, c["reason"], c["message"], unknown))
     parts = [
         cond.Condition(cond.PRODUCERS_READY, False, "ApplyFailed", message)
         if p.type == cond.PRODUCERS_READY
         else p
         for p in out
     ]
-    return [*parts, cond.ready_condition(parts)]
+    return [*kept, *parts, cond.ready_condition(parts)]
 
 
 def status_from_children(
@@ -260,10 +304,11 @@ def status_from_children(
         cond.aggregation_condition(cron, feed.aggregation.schedule),
         lastrun.last_run_condition(run),
     ]
+    conflict = cond.conflict_condition(None, feed.coin)  # reconciled only while it owns the coin
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": cond.merge_conditions(
-            old_conditions, [*parts, cond.ready_condition(parts)], generation, now
+            old_conditions, [conflict, *parts, cond.ready_condition(parts)], generation, now
         ),
     }
     hour = lastrun.newer_hour((old_status or {}).get("lastHour"), run)

@@ -7,6 +7,7 @@ its values); :func:`settings_from_env` is pure over the mapping it is given.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -54,6 +55,12 @@ class OperatorSettings:
     # "" = Spark in local mode inside the CronJob pod; k8s://https://kubernetes.default.svc =
     # the pod is the driver and starts executor pods (only then is its token mounted).
     spark_master: str = ""
+    # Executors (k8s:// master only): how many, and each one's requests/limits. Spark sizes the
+    # executor JVM from the memory limit (heap + overhead = the limit).
+    spark_executor_instances: int = 2
+    spark_executor_resources: Resources = field(
+        default_factory=lambda: Resources("500m", "1536Mi", "1", "1536Mi")
+    )
     s3_endpoint: str = ""  # S3-compatible endpoint of an s3a:// lake ("" = AWS)
     s3_secret: str = ""  # existing Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY keys
     drift_interval_seconds: float = 30.0
@@ -118,7 +125,14 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
             values[name] = number
     if env_name("hourly_command") in env:
         values["hourly_command"] = _json_str_list(env, env_name("hourly_command"))
-    for name in ("producer_resources", "spark_resources"):
+    if env_name("spark_executor_instances") in env:
+        raw = env[env_name("spark_executor_instances")]
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise SettingsError(
+                f"{env_name('spark_executor_instances')}={raw!r}: expected 1-100 executors"
+            )
+        values["spark_executor_instances"] = int(raw)
+    for name in ("producer_resources", "spark_resources", "spark_executor_resources"):
         if env_name(name) in env:
             values[name] = _resources(env, env_name(name))
     if values.get("image_pull_policy", "IfNotPresent") not in ("Always", "IfNotPresent", "Never"):
@@ -133,9 +147,47 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
             "or k8s://https://<api-server>"
         )
     settings = OperatorSettings(**values)  # type: ignore[arg-type]
+    executor = settings.spark_executor_resources
+    try:
+        mib = memory_mib(executor.memory_limit)
+    except ValueError as exc:
+        raise SettingsError(
+            f"{env_name('spark_executor_resources')}: limits.memory: {exc}"
+        ) from None
+    if mib < MIN_EXECUTOR_MIB:
+        raise SettingsError(
+            f"{env_name('spark_executor_resources')}: limits.memory {executor.memory_limit} is "
+            f"below the {MIN_EXECUTOR_MIB}Mi a Spark executor needs"
+        )
     if not settings.kafka_bootstrap.strip():
         raise SettingsError(f"{env_name('kafka_bootstrap')} must not be empty")
     return settings
+
+
+_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def memory_mib(quantity: str) -> int:
+    """A Kubernetes memory quantity (``1536Mi``, ``2Gi``, ``1.5G``) in whole MiB."""
+    m = _QUANTITY.match(quantity.strip())
+    if not m:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2) or ""]) // 2**20
+
+
+# Spark needs room for its JVM heap plus at least 384 MiB of overhead in an executor.
+MIN_EXECUTOR_MIB = 768
 
 
 def _json_str_list(env: Mapping[str, str], var: str) -> tuple[str, ...]:

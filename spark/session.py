@@ -11,6 +11,9 @@ from typing import Any
 from coinfeed import job_env as jenv
 from coinfeed.paths import spark_kafka_jars
 
+# Where Kubernetes mounts a pod's ServiceAccount token and the cluster CA.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
 
 def spark_conf(
     master: str | None = "local[2]",
@@ -72,12 +75,41 @@ def env_conf(env: Mapping[str, str], master: str | None) -> dict[str, str]:
         # Executors reach the driver by pod IP: a pod name has no DNS record.
         conf["spark.driver.host"] = pod_ip
         conf["spark.driver.bindAddress"] = "0.0.0.0"
+    # Fixed ports, which the chart's NetworkPolicies open between driver and executors.
+    conf["spark.driver.port"] = str(jenv.DRIVER_PORT)
+    conf["spark.driver.blockManager.port"] = str(jenv.BLOCK_MANAGER_PORT)
+    conf["spark.blockManager.port"] = str(jenv.BLOCK_MANAGER_PORT)
+    # Client mode inside a pod: only executor pods are ever created, so the driver's Role needs
+    # no services, ConfigMaps or PVCs. Spark would otherwise make a ConfigMap for executors and,
+    # on stop, try to delete services and PVCs carrying the application's label.
+    conf["spark.kubernetes.executor.disableConfigMap"] = "true"
+    conf["spark.kubernetes.driver.service.deleteOnTermination"] = "false"
+    conf["spark.kubernetes.driver.ownPersistentVolumeClaim"] = "false"
+    conf["spark.kubernetes.driver.reusePersistentVolumeClaim"] = "false"
+    # The pod's own token and CA (client-mode settings; the token is mounted only in this mode).
+    conf["spark.kubernetes.authenticate.caCertFile"] = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
+    conf["spark.kubernetes.authenticate.oauthTokenFile"] = f"{SERVICE_ACCOUNT_DIR}/token"
     named = {
         jenv.K8S_IMAGE: "spark.kubernetes.container.image",
+        jenv.K8S_IMAGE_PULL_POLICY: "spark.kubernetes.container.image.pullPolicy",
         jenv.POD_NAMESPACE: "spark.kubernetes.namespace",
         jenv.POD_NAME: "spark.kubernetes.driver.pod.name",
+        jenv.SERVICE_ACCOUNT: "spark.kubernetes.authenticate.driver.serviceAccountName",
+        jenv.EXECUTOR_TEMPLATE: "spark.kubernetes.executor.podTemplateFile",
+        jenv.EXECUTOR_INSTANCES: "spark.executor.instances",
+        jenv.EXECUTOR_CPU_REQUEST: "spark.kubernetes.executor.request.cores",
+        jenv.EXECUTOR_CPU_LIMIT: "spark.kubernetes.executor.limit.cores",
+        jenv.EXECUTOR_MEMORY: "spark.executor.memory",
+        jenv.EXECUTOR_MEMORY_OVERHEAD: "spark.executor.memoryOverhead",
     }
     conf.update({key: env[var] for var, key in named.items() if env.get(var)})
+    if env.get(jenv.SERVICE_ACCOUNT):
+        # Executors run as the same account (without its token: the pod template says so).
+        conf["spark.kubernetes.authenticate.executor.serviceAccountName"] = env[
+            jenv.SERVICE_ACCOUNT
+        ]
+    if env.get(jenv.EXECUTOR_TEMPLATE):
+        conf["spark.kubernetes.executor.podTemplateContainerName"] = jenv.EXECUTOR_CONTAINER
     pvc, path = env.get(jenv.LAKE_PVC, ""), env.get(jenv.LAKE_PATH, "")
     if pvc and path:
         prefix = "spark.kubernetes.executor.volumes.persistentVolumeClaim.lake"

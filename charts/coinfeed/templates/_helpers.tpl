@@ -45,6 +45,11 @@ does: its chart name is the alias `operator` unless operator.nameOverride says o
 {{- default "operator" .Values.operator.nameOverride | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* "true" when the hourly job runs Spark executors as pods (operator.spark.master k8s://...). */}}
+{{- define "coinfeed.sparkOnKubernetes" -}}
+{{- if hasPrefix "k8s://" (((.Values.operator | default dict).spark | default dict).master | default "") -}}true{{- end -}}
+{{- end -}}
+
 {{- define "coinfeed.sparkServiceAccount" -}}
 {{- default (printf "%s-spark" (include "coinfeed.fullname" .)) .Values.spark.serviceAccount.name -}}
 {{- end -}}
@@ -120,6 +125,9 @@ operator hands to producers and jobs name this release's Services, and say which
 {{- if ne $have $sa -}}
 {{- fail (printf "operator.spark.serviceAccountName is %q but this release's Spark ServiceAccount is %s: set operator.spark.serviceAccountName=%s" $have $sa $sa) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (include "coinfeed.sparkOnKubernetes" .) (eq .Values.lake.mode "pvc") (eq .Values.lake.pvc.accessMode "ReadWriteOncePod") -}}
+{{- fail "operator.spark.master is k8s://... but lake.pvc.accessMode is ReadWriteOncePod: executor pods mount the lake too; use ReadWriteMany (or lake.mode s3)" -}}
 {{- end -}}
 {{- if eq .Values.lake.mode "pvc" -}}
 {{- $claim := include "coinfeed.lakeClaim" . -}}

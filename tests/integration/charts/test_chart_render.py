@@ -372,6 +372,14 @@ def test_start_script_refuses_a_hostname_without_ordinal(helm: Helm, tmp_path: P
             ["set operator.lake.s3.existingSecret=lake-keys"],
         ),
         ("coinfeed", ["operator.spark.master=yarn"], ["/spark/master"]),
+        (
+            "coinfeed",
+            [
+                "operator.spark.master=k8s://https://kubernetes.default.svc",
+                "lake.pvc.accessMode=ReadWriteOncePod",
+            ],
+            ["executor pods mount the lake too; use ReadWriteMany"],
+        ),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_value(
@@ -529,17 +537,49 @@ def test_dashboards_as_configmaps_with_the_sidecar_label(helm: Helm) -> None:
     assert not [o for o in off if "grafana_dashboard" in o["metadata"].get("labels", {})]
 
 
-def test_spark_driver_serviceaccount_may_manage_executor_pods_only(helm: Helm) -> None:
+def test_spark_serviceaccount_has_no_rights_in_local_mode(helm: Helm) -> None:
     objs = helm.template("coinfeed", namespace="feeds")
+    sa = find(objs, "ServiceAccount", "coinfeed-spark")
+    assert sa["automountServiceAccountToken"] is False
+    assert not [
+        o for o in objs if o["kind"] in ("Role", "RoleBinding") and "spark" in o["metadata"]["name"]
+    ]
+    assert not list(by_kind(objs, "ValidatingAdmissionPolicy"))
+
+
+def test_spark_driver_may_run_executor_pods_only_in_k8s_mode(helm: Helm) -> None:
+    objs = helm.template("coinfeed", values=["ci/spark-k8s-values.yaml"], namespace="feeds")
     sa = find(objs, "ServiceAccount", "coinfeed-spark")
     role = find(objs, "Role", "coinfeed-spark")
     binding = find(objs, "RoleBinding", "coinfeed-spark")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "feeds"}
     ]
-    pods = [r for r in role["rules"] if "pods" in r["resources"]]
-    assert pods and {"create", "delete"} <= set(pods[0]["verbs"])
-    assert not [r for r in role["rules"] if "secrets" in r["resources"] or "*" in r["verbs"]]
+    # Exactly what Spark's client-mode driver does with the job's settings: nothing but pods.
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"],
+        }
+    ]
+    policy = find(objs, "ValidatingAdmissionPolicy", "coinfeed-spark-executors.feeds")
+    assert policy["spec"]["matchConditions"][0]["expression"] == (
+        'request.userInfo.username == "system:serviceaccount:feeds:coinfeed-spark"'
+    )
+    policy_binding = find(
+        objs, "ValidatingAdmissionPolicyBinding", "coinfeed-spark-executors.feeds"
+    )
+    assert policy_binding["spec"]["validationActions"] == ["Deny"]
+    assert policy_binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "feeds"
+    }
+    off = helm.template(
+        "coinfeed",
+        values=["ci/spark-k8s-values.yaml"],
+        sets=["spark.admissionPolicy.enabled=false"],
+    )
+    assert not list(by_kind(off, "ValidatingAdmissionPolicy"))
 
 
 def test_network_policies(helm: Helm) -> None:
@@ -557,6 +597,29 @@ def test_network_policies(helm: Helm) -> None:
     assert {"coinfeed-kafka-zookeeper", "coinfeed-producers", "coinfeed-pushgateway"} <= set(
         policies
     )
+    # Spark in k8s mode: executors reach the driver's RPC and block-manager ports, and the
+    # driver and executors reach the executors' block managers: the ports the job fixes.
+    from coinfeed import job_env as jenv
+    from coinfeed.operator.desired import EXECUTOR_COMPONENT
+
+    driver, executors = policies["coinfeed-hourly"], policies["coinfeed-hourly-executors"]
+    assert driver["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "coinfeed-hourly",
+        "app.kubernetes.io/component": "hourly",
+    }
+    (rule,) = driver["spec"]["ingress"]
+    assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        EXECUTOR_COMPONENT
+    )
+    assert rule["ports"] == [{"port": jenv.DRIVER_PORT}, {"port": jenv.BLOCK_MANAGER_PORT}]
+    assert executors["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        EXECUTOR_COMPONENT
+    )
+    (rule,) = executors["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "coinfeed-hourly"}}}
+    ]
+    assert rule["ports"] == [{"port": jenv.BLOCK_MANAGER_PORT}]
     assert not list(
         by_kind(helm.template("coinfeed", sets=["networkPolicy.enabled=false"]), "NetworkPolicy")
     )
@@ -592,6 +655,13 @@ def test_default_install_runs_the_hourly_job_as_the_spark_account(helm: Helm) ->
     pod = job_pod(objs)
     assert pod["serviceAccountName"] == "coinfeed-spark"
     assert pod["automountServiceAccountToken"] is False  # local mode by default
+
+    k8s = job_pod(helm.template("coinfeed", values=["ci/spark-k8s-values.yaml"]))
+    assert k8s["automountServiceAccountToken"] is True
+    assert k8s["securityContext"]["runAsUser"] == 185
+    assert any(v["name"] == "executor-template" for v in k8s["volumes"])
+    k8s_env = {e["name"]: e for e in k8s["containers"][0]["env"]}
+    assert k8s_env[jenv.EXECUTOR_INSTANCES]["value"] == "2"
 
     s3 = job_pod(helm.template("coinfeed", values=["ci/kraft-s3-values.yaml"]))
     env = {e["name"]: e for e in s3["containers"][0]["env"]}

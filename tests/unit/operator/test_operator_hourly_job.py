@@ -203,3 +203,173 @@ def test_job_reports_its_summary_as_the_termination_message() -> None:
     from coinfeed.operator.lastrun import CONTAINER
 
     assert c["name"] == CONTAINER
+
+
+# --- Spark executors as pods (k8s:// master) ---------------------------------------------------
+
+
+def _k8s_children(**overrides: Any) -> list[dict[str, Any]]:
+    from coinfeed.operator.desired import hourly_children
+
+    settings = OperatorSettings(
+        **{**BASE, "spark_master": K8S, "lake_pvc": "coinfeed-lake", **overrides}
+    )
+    return hourly_children("btc", "feeds", "uid-1", BTC, settings)
+
+
+def _downward(pod: dict[str, Any]) -> dict[str, str]:
+    """The container's environment as the kubelet would resolve it (fieldRefs filled in)."""
+    fields = {
+        "metadata.name": "btc-hourly-29000000-abcde",
+        "metadata.namespace": "feeds",
+        "status.podIP": "10.1.2.3",
+        "spec.serviceAccountName": pod.get("serviceAccountName", "default"),
+    }
+    out = {}
+    for e in pod["containers"][0]["env"]:
+        if "value" in e:
+            out[e["name"]] = e["value"]
+        elif "fieldRef" in e.get("valueFrom", {}):
+            out[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+    return out
+
+
+def test_k8s_master_gets_an_executor_pod_template_mounted_into_the_driver() -> None:
+    from coinfeed.operator.desired import executor_pod_template, hourly_children
+
+    configmap, cron = _k8s_children()
+    assert (configmap["kind"], configmap["metadata"]["name"]) == (
+        "ConfigMap",
+        "btc-hourly-executor",
+    )
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "executor-template")
+    assert volume["configMap"]["name"] == "btc-hourly-executor"
+    mount = next(
+        m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "executor-template"
+    )
+    env = _downward(pod)
+    key = env[jenv.EXECUTOR_TEMPLATE].removeprefix(mount["mountPath"] + "/")
+    assert key in configmap["data"] and mount["readOnly"] is True
+
+    template = yaml.safe_load(configmap["data"][key])
+    assert template == executor_pod_template(
+        "btc", BTC, OperatorSettings(**{**BASE, "spark_master": K8S})
+    )
+    spec = template["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == "coinfeed-spark"
+    assert spec["securityContext"] == pod["securityContext"]  # the same restricted 185/185
+    assert spec["securityContext"]["runAsUser"] == 185
+    (c,) = spec["containers"]
+    assert c["name"] == jenv.EXECUTOR_CONTAINER
+    assert "command" not in c and "args" not in c  # Spark passes `executor` to the entrypoint
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert c["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1536Mi"},
+        "limits": {"cpu": "1", "memory": "1536Mi"},
+    }
+    lbls = template["metadata"]["labels"]
+    assert lbls["app.kubernetes.io/name"] == "coinfeed-hourly"
+    assert lbls["app.kubernetes.io/component"] == "hourly-executor"
+    assert lbls["coinfeed.io/feed"] == "btc"
+    # Local mode: no template, and an old one is removed.
+    from coinfeed.operator.desired import unwanted_hourly_children
+
+    local = OperatorSettings(**BASE)
+    assert [c["kind"] for c in hourly_children("btc", "feeds", "u", BTC, local)] == ["CronJob"]
+    assert unwanted_hourly_children("btc", local) == [("ConfigMap", "btc-hourly-executor")]
+    assert unwanted_hourly_children("btc", OperatorSettings(**{**BASE, "spark_master": K8S})) == []
+
+
+def test_the_driver_tells_spark_everything_executors_need() -> None:
+    """The CronJob's environment, resolved as the kubelet would, becomes Spark settings."""
+    _, cron = _k8s_children(spark_executor_instances=3, s3_secret="lake-keys")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    conf = env_conf(_downward(pod), K8S)
+    assert conf["spark.kubernetes.namespace"] == "feeds"
+    assert conf["spark.kubernetes.container.image"] == "s:1"
+    assert conf["spark.kubernetes.container.image.pullPolicy"] == "IfNotPresent"
+    assert conf["spark.kubernetes.authenticate.driver.serviceAccountName"] == "coinfeed-spark"
+    assert conf["spark.kubernetes.authenticate.executor.serviceAccountName"] == "coinfeed-spark"
+    assert conf["spark.kubernetes.driver.pod.name"] == "btc-hourly-29000000-abcde"
+    assert (conf["spark.driver.host"], conf["spark.driver.bindAddress"]) == ("10.1.2.3", "0.0.0.0")
+    assert (conf["spark.driver.port"], conf["spark.driver.blockManager.port"]) == (
+        str(jenv.DRIVER_PORT),
+        str(jenv.BLOCK_MANAGER_PORT),
+    )
+    assert conf["spark.blockManager.port"] == str(jenv.BLOCK_MANAGER_PORT)
+    assert conf["spark.kubernetes.executor.podTemplateFile"] == (
+        "/etc/coinfeed/spark/executor-pod.yaml"
+    )
+    assert conf["spark.kubernetes.executor.podTemplateContainerName"] == "executor"
+    assert conf["spark.executor.instances"] == "3"
+    assert (
+        conf["spark.kubernetes.executor.request.cores"],
+        conf["spark.kubernetes.executor.limit.cores"],
+    ) == ("500m", "1")
+    # Heap + overhead = the 1536Mi limit of the template.
+    assert (conf["spark.executor.memory"], conf["spark.executor.memoryOverhead"]) == (
+        "1152m",
+        "384m",
+    )
+    # No RBAC beyond executor pods: no executor ConfigMap, no service or PVC clean-up.
+    assert conf["spark.kubernetes.executor.disableConfigMap"] == "true"
+    assert conf["spark.kubernetes.driver.service.deleteOnTermination"] == "false"
+    assert conf["spark.kubernetes.driver.ownPersistentVolumeClaim"] == "false"
+    assert conf["spark.kubernetes.authenticate.oauthTokenFile"].endswith("/serviceaccount/token")
+    prefix = "spark.kubernetes.executor.volumes.persistentVolumeClaim.lake"
+    assert conf[f"{prefix}.options.claimName"] == "coinfeed-lake"
+    assert conf["spark.kubernetes.executor.secretKeyRef.AWS_ACCESS_KEY_ID"] == (
+        "lake-keys:AWS_ACCESS_KEY_ID"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "heap", "overhead"), [("1536Mi", "1152m", "384m"), ("4Gi", "3072m", "1024m")]
+)
+def test_executor_memory_split(limit: str, heap: str, overhead: str) -> None:
+    from coinfeed.operator.desired import executor_env
+    from coinfeed.operator.settings import Resources
+
+    s = OperatorSettings(spark_executor_resources=Resources("1", limit, "1", limit))
+    env = executor_env(s)
+    assert (env[jenv.EXECUTOR_MEMORY], env[jenv.EXECUTOR_MEMORY_OVERHEAD]) == (heap, overhead)
+
+
+def test_executor_settings_are_read_and_checked() -> None:
+    s = settings_from_env(
+        {
+            "COINFEED_OPERATOR_SPARK_EXECUTOR_INSTANCES": "4",
+            "COINFEED_OPERATOR_SPARK_EXECUTOR_RESOURCES": '{"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}',
+        }
+    )
+    assert s.spark_executor_instances == 4
+    assert s.spark_executor_resources.memory_limit == "2Gi"
+    with pytest.raises(SettingsError, match="COINFEED_OPERATOR_SPARK_EXECUTOR_INSTANCES"):
+        settings_from_env({"COINFEED_OPERATOR_SPARK_EXECUTOR_INSTANCES": "0"})
+    with pytest.raises(SettingsError, match="below the 768Mi"):
+        settings_from_env(
+            {
+                "COINFEED_OPERATOR_SPARK_EXECUTOR_RESOURCES": '{"requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}'
+            }
+        )
+
+
+def test_a_changed_executor_template_is_drift() -> None:
+    from coinfeed.operator.drift import spec_drift
+
+    configmap, _ = _k8s_children()
+    live = {**configmap, "data": dict(configmap["data"])}
+    assert spec_drift(configmap, live) == []
+    live["data"]["executor-pod.yaml"] = "apiVersion: v1\nkind: Pod\n"
+    assert spec_drift(configmap, live) == [".data.executor-pod.yaml"]
+    live["data"] = {**configmap["data"], "extra": "x"}
+    assert spec_drift(configmap, live) == [".data.extra"]

@@ -1,0 +1,193 @@
+"""The Spark driver's rights, checked by a real kube-apiserver (RBAC and admission): none in local
+mode; in k8s mode only executor pods, which the chart's ValidatingAdmissionPolicy enforces on
+real requests (RBAC alone cannot tell executor pods from, say, a Kafka broker)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from coinfeed.devcluster.apiserver import KubeAPIServer
+from coinfeed.operator.harness import wait_for
+from tests.integration.charts.helmtools import Helm
+from tests.support.apiserver import Kubectl, create_namespace, unique_name
+
+SA = "coinfeed-spark"
+K8S_VALUES = ["ci/spark-k8s-values.yaml"]
+
+
+def _install(helm: Helm, kubectl: Kubectl, ns: str, values: list[str]) -> None:
+    """Only the chart's Spark identity (ServiceAccount, Role, admission policy) into ``ns``."""
+    rendered = helm.template_text(
+        "coinfeed",
+        values=values,
+        namespace=ns,
+        extra=["--show-only", "templates/spark-rbac.yaml"],
+    ).stdout
+    kubectl.apply(rendered, "-n", ns)
+
+
+def _can_i(kubectl: Kubectl, ns: str) -> Callable[..., bool]:
+    def can(verb: str, resource: str, namespace: str = ns) -> bool:
+        # "pods/exec" means the exec subresource here (kubectl would read it as a pod's name).
+        resource, _, sub = resource.partition("/")
+        proc = kubectl(
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            *([f"--subresource={sub}"] if sub else []),
+            "-n",
+            namespace,
+            f"--as=system:serviceaccount:{ns}:{SA}",
+            check=False,
+        )
+        assert proc.stdout.strip() in ("yes", "no"), proc.stderr
+        return proc.stdout.strip() == "yes"
+
+    return can
+
+
+def _pod(name: str, labels: dict[str, str], service_account: str | None = None) -> str:
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "registry.invalid/x:1"}]}
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": spec,
+        }
+    )
+
+
+EXECUTOR = {"spark-role": "executor", "spark-app-selector": "spark-0123"}
+
+
+def test_local_mode_spark_account_has_no_rights(helm: Helm, kubectl: Kubectl) -> None:
+    ns = create_namespace(kubectl, unique_name("spark-local"))
+    _install(helm, kubectl, ns, [])
+    can = _can_i(kubectl, ns)
+    for verb, resource in [
+        ("create", "pods"),
+        ("get", "pods"),
+        ("list", "pods"),
+        ("get", "secrets"),
+    ]:
+        assert not can(verb, resource), f"{verb} {resource}"
+    sa = json.loads(kubectl("get", "serviceaccount", SA, "-n", ns, "-o", "json").stdout)
+    assert sa["automountServiceAccountToken"] is False
+
+
+def test_k8s_mode_rbac_is_executor_pods_only(helm: Helm, kubectl: Kubectl) -> None:
+    ns = create_namespace(kubectl, unique_name("spark-rbac"))
+    _install(helm, kubectl, ns, K8S_VALUES)
+    can = _can_i(kubectl, ns)
+    for verb in ("get", "list", "watch", "create", "delete", "deletecollection"):
+        assert can(verb, "pods"), verb
+    denied = [
+        ("patch", "pods"),
+        ("update", "pods"),
+        ("create", "pods/exec"),
+        ("create", "pods/eviction"),
+        ("get", "secrets"),
+        ("create", "services"),
+        ("delete", "services"),
+        ("create", "configmaps"),
+        ("delete", "configmaps"),
+        ("get", "persistentvolumeclaims"),
+        ("create", "persistentvolumeclaims"),
+        ("delete", "persistentvolumeclaims"),
+        ("delete", "deployments"),
+        ("delete", "statefulsets"),
+        ("delete", "coinfeeds.coinfeed.io"),
+    ]
+    for verb, resource in denied:
+        assert not can(verb, resource), f"{verb} {resource}"
+    assert not can("create", "pods", namespace="default")  # its own namespace only
+
+
+def test_admission_policy_lets_the_driver_touch_only_its_executors(
+    helm: Helm, kubectl: Kubectl, kube_apiserver: KubeAPIServer
+) -> None:
+    ns = create_namespace(kubectl, unique_name("spark-vap"))
+    _install(helm, kubectl, ns, K8S_VALUES)
+    spark = kubectl.using(kube_apiserver.kubeconfig_for_service_account(ns, SA))
+    # Someone else's pod (a broker, say) and a claim, made by the admin.
+    kubectl.apply(_pod("coinfeed-kafka-0", {"app.kubernetes.io/name": "kafka"}), "-n", ns)
+    kubectl.apply(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "coinfeed-lake"},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            }
+        ),
+        "-n",
+        ns,
+    )
+
+    # The policy takes a moment to load: until then a plain pod would be admitted.
+    def refused() -> str | None:
+        name = f"probe-{uuid.uuid4().hex[:6]}"
+        proc = spark("create", "-n", ns, "-f", "-", input=_pod(name, {}, SA), check=False)
+        if proc.returncode == 0:
+            kubectl("delete", "pod", name, "-n", ns, "--wait=false")
+            return None
+        return proc.stderr
+
+    message = wait_for("the admission policy to load", refused, timeout=60)
+    assert "may create only Spark executor pods" in message, message
+
+    # Executor pods running as the Spark account only (not, e.g., as the operator's account).
+    other_sa = spark(
+        "create",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=_pod("exec-as-operator", EXECUTOR, "coinfeed-operator"),
+        check=False,
+    )
+    assert other_sa.returncode != 0 and "run as ServiceAccount coinfeed-spark" in other_sa.stderr
+    spark("create", "-n", ns, "-f", "-", input=_pod("spark-exec-1", EXECUTOR, SA))
+    spark("create", "-n", ns, "-f", "-", input=_pod("spark-exec-2", EXECUTOR, SA))
+
+    # Deleting a pod it did not create is refused, one by one and by collection.
+    broker = spark("delete", "pod", "coinfeed-kafka-0", "-n", ns, "--wait=false", check=False)
+    assert broker.returncode != 0
+    assert "may delete only Spark executor pods" in broker.stderr, broker.stderr
+    spark("delete", "pod", "spark-exec-1", "-n", ns, "--wait=false")
+    everything = spark("delete", "--raw", f"/api/v1/namespaces/{ns}/pods", check=False)
+    assert everything.returncode != 0
+    pods = kubectl("get", "pods", "-n", ns, "-o", "name").stdout.split()
+    assert "pod/coinfeed-kafka-0" in pods and "pod/spark-exec-1" not in pods
+    # Its executors by label: what Spark does when it stops.
+    spark("delete", "pods", "-n", ns, "-l", "spark-role=executor", "--wait=false")
+    assert kubectl("get", "pods", "-n", ns, "-o", "name").stdout.split() == ["pod/coinfeed-kafka-0"]
+
+    # Claims are out of reach altogether (RBAC).
+    for args in (["get", "pvc", "coinfeed-lake"], ["delete", "pvc", "coinfeed-lake"]):
+        proc = spark(*args, "-n", ns, check=False)
+        assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), proc.stderr
+    assert kubectl("get", "pvc", "coinfeed-lake", "-n", ns, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("values", [[], K8S_VALUES], ids=["local", "k8s"])
+def test_other_accounts_are_not_affected_by_the_policy(
+    helm: Helm, kubectl: Kubectl, values: list[str]
+) -> None:
+    """The policy matches the Spark account only: the admin can still manage any pod."""
+    ns = create_namespace(kubectl, unique_name("spark-others"))
+    _install(helm, kubectl, ns, values)
+    kubectl.apply(_pod("plain", {"app": "x"}), "-n", ns)
+    kubectl("delete", "pod", "plain", "-n", ns, "--wait=false")
