@@ -1,0 +1,72 @@
+"""With a k8s:// Spark master the operator (under its chart's RBAC) keeps each feed's executor pod
+template ConfigMap next to the CronJob that mounts it, reverts edits to it, and removes it when
+the master goes back to local mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from coinfeed.operator.harness import get_json, kubectl, wait_for
+from tests.integration.operator.conftest import OperatorFactory
+from tests.integration.operator.test_operator_feed import _manifest, _status_is
+
+K8S = {
+    "COINFEED_OPERATOR_SPARK_MASTER": "k8s://https://kubernetes.default.svc",
+    "COINFEED_OPERATOR_SPARK_SERVICE_ACCOUNT": "coinfeed-spark",
+}
+
+
+def test_executor_template_follows_the_spark_master(
+    admin: Path, kube_namespace: str, kafka_cluster: Any, start_operator: OperatorFactory, coin: str
+) -> None:
+    ns = kube_namespace
+    op = start_operator(ns, kafka_cluster.bootstrap, drift_interval=1.0, extra_env=K8S)
+    kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin))
+    wait_for("TopicsReady", _status_is(admin, ns, "TopicsReady", "True"))
+    configmap = wait_for(
+        "executor template", lambda: get_json(admin, "configmap", "btc-hourly-executor", "-n", ns)
+    )
+    template = configmap["data"]["executor-pod.yaml"]
+    assert "hourly-executor" in template and "runAsUser: 185" in template
+    cron = get_json(admin, "cronjob", "btc-hourly", "-n", ns)
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["executor-template"]["configMap"]["name"] == "btc-hourly-executor"
+
+    # An edited template is put back (drift loop; the operator may update ConfigMaps).
+    kubectl(
+        admin,
+        "patch",
+        "configmap",
+        "btc-hourly-executor",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"data": {"executor-pod.yaml": "kind: Pod\n"}}),
+    )
+    wait_for(
+        "template reverted",
+        lambda: (
+            get_json(admin, "configmap", "btc-hourly-executor", "-n", ns)["data"][
+                "executor-pod.yaml"
+            ]
+            == template
+        ),
+    )
+
+    # Back to local mode: the template goes, the CronJob no longer mounts it or the token.
+    op.stop()
+    start_operator(ns, kafka_cluster.bootstrap, drift_interval=1.0)
+    wait_for(
+        "template removed",
+        lambda: get_json(admin, "configmap", "btc-hourly-executor", "-n", ns) is None,
+    )
+    pod = get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["jobTemplate"]["spec"][
+        "template"
+    ]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert not [v for v in pod["volumes"] if v["name"] == "executor-template"]
