@@ -33,14 +33,16 @@ class LastRun:
     newest_hour: str | None  # newest hour written to `hourly`, from the summary
 
     def status(self) -> dict[str, Any]:
-        """``status.lastRun``."""
-        return {
+        """``status.lastRun`` (``finishedAt`` only when known: the CRD wants a date-time)."""
+        out: dict[str, Any] = {
             "job": self.job,
             "result": "Succeeded" if self.succeeded else "Failed",
-            "finishedAt": self.finished_at,
             "reason": self.reason,
             "message": self.message,
         }
+        if self.finished_at:
+            out["finishedAt"] = self.finished_at
+        return out
 
 
 def _finished(job: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
