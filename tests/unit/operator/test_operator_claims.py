@@ -81,7 +81,7 @@ def test_the_second_feed_creates_nothing_and_says_who_owns_the_coin() -> None:
         spec=SPEC,
         old_status=None,
         settings=OperatorSettings(),
-        kafka=NoKafka(),  # type: ignore[arg-type]
+        kafka=NoKafka(),
         kube=kube,
         coin_owner="feeds/zeta",
     )
