@@ -48,5 +48,7 @@ JETSTREAM_URLS: Final = "COINFEED_JETSTREAM_URLS"
 # replay (both kinds)
 REPLAY_FILE: Final = "COINFEED_REPLAY_FILE"
 REPLAY_SPEED: Final = "COINFEED_REPLAY_SPEED"  # 1 = real time, 0 = as fast as possible
+REPLAY_REBASE: Final = "COINFEED_REPLAY_REBASE"  # none|start|end|hour (whole hours, see replay.py)
+KAFKA_TIMESTAMP: Final = "COINFEED_KAFKA_TIMESTAMP"  # send|event: the Kafka record timestamp
 
 DEFAULT_METRICS_PORT: Final = 9400

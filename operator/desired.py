@@ -137,6 +137,17 @@ def _env(pairs: Mapping[str, str]) -> list[Obj]:
     return [{"name": k, "value": v} for k, v in pairs.items() if v]
 
 
+def _replay_env(path: str, speed: float) -> dict[str, str]:
+    # Whole-hour rebase + event timestamps: the file's hours become the newest closed hours, which
+    # the hourly job (reading hours by Kafka timestamp) aggregates exactly like the file's own.
+    return {
+        penv.REPLAY_FILE: path,
+        penv.REPLAY_SPEED: f"{speed:g}",
+        penv.REPLAY_REBASE: "hour",
+        penv.KAFKA_TIMESTAMP: "event",
+    }
+
+
 def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[Obj]:
     """The producer's environment (names from ``coinfeed.producer_env``); never a secret value."""
     common = {
@@ -151,8 +162,8 @@ def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[
             penv.PRICE_MODE: spec.prices.mode,
             penv.POLL_INTERVAL_SECONDS: str(spec.prices.poll_interval_seconds),
         }
-        if spec.prices.replay_file:
-            own[penv.REPLAY_FILE] = spec.prices.replay_file
+        if spec.prices.source == "replay":
+            own |= _replay_env(spec.prices.replay_file, spec.prices.replay_speed)
     else:
         t = spec.tweets
         own = {
@@ -161,8 +172,8 @@ def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[
             penv.TWEET_LANGUAGES: ",".join(t.languages),
             penv.POLL_INTERVAL_SECONDS: str(t.poll_interval_seconds),
         }
-        if t.replay_file:
-            own[penv.REPLAY_FILE] = t.replay_file
+        if t.source == "replay":
+            own |= _replay_env(t.replay_file, t.replay_speed)
         if t.lookback_minutes is not None:
             own[penv.SOCIAL_LOOKBACK_MINUTES] = str(t.lookback_minutes)
         if t.source == "bluesky":

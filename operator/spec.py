@@ -24,6 +24,7 @@ class PriceSource:
     mode: str = "ticker"
     poll_interval_seconds: int = 10
     replay_file: str = ""
+    replay_speed: float = 0.0  # 0 = as fast as possible
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TweetSource:
     languages: tuple[str, ...] = ("en",)
     poll_interval_seconds: int = 60
     replay_file: str = ""
+    replay_speed: float = 0.0
     bearer_token: SecretRef | None = None
     lookback_minutes: int | None = None  # None: the producer's default (60)
     jetstream_endpoints: tuple[str, ...] = ()  # bluesky; empty: the public instances
@@ -89,6 +91,13 @@ def _obj(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     return value
 
 
+def _speed(parent: Mapping[str, Any], path: str) -> float:
+    value = parent.get("replaySpeed", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1e6:
+        raise SpecError(f"{path}.replaySpeed: expected a number from 0 to 1000000, got {value!r}")
+    return float(value)
+
+
 def _int(parent: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
     value = parent.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -129,6 +138,7 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
         mode=_str(p, "mode", "spec.prices", "ticker"),
         poll_interval_seconds=_int(p, "pollIntervalSeconds", "spec.prices", 10, 1, 3600),
         replay_file=str(p.get("replayFile", "")),
+        replay_speed=_speed(p, "spec.prices"),
     )
 
     t = _obj(spec, "tweets", "spec")
@@ -140,6 +150,7 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
         languages=_strs(t, "languages", "spec.tweets", ("en",)),
         poll_interval_seconds=_int(t, "pollIntervalSeconds", "spec.tweets", 60, 5, 3600),
         replay_file=str(t.get("replayFile", "")),
+        replay_speed=_speed(t, "spec.tweets"),
         bearer_token=(
             SecretRef(
                 _str(ref, "name", "spec.tweets.bearerTokenSecretRef"),
@@ -159,6 +170,10 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
         raise SpecError("spec.tweets.keywords: at least one keyword is needed to search tweets")
     if tweets.enabled and tweets.source == "x-api" and tweets.bearer_token is None:
         raise SpecError("spec.tweets.bearerTokenSecretRef: required for source x-api")
+    if prices.source == "replay" and not prices.replay_file:
+        raise SpecError("spec.prices.replayFile: required for source replay")
+    if tweets.enabled and tweets.source == "replay" and not tweets.replay_file:
+        raise SpecError("spec.tweets.replayFile: required for source replay")
     if tweets.source not in ("x-api", "bluesky", "replay"):
         raise SpecError(
             f"spec.tweets.source: expected x-api, bluesky or replay, got {tweets.source!r}"

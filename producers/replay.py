@@ -6,7 +6,7 @@ import gzip
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Final, Literal
 
 from coinfeed.producers.batch import (
     WRONG_COIN,
@@ -20,7 +20,7 @@ from coinfeed.producers.batch import (
 from coinfeed.schemas import RECORD_MODELS, RecordError, validate_record
 from coinfeed.topics import TopicKind
 
-Rebase = Literal["none", "start", "end"]
+Rebase = Literal["none", "start", "end", "hour"]
 
 
 def open_lines(path: Path) -> IO[bytes]:
@@ -77,10 +77,22 @@ def scan_span(kind: TopicKind, coin: str, path: Path) -> tuple[datetime, datetim
     return (first, last) if first is not None and last is not None else None
 
 
+HOUR: Final = timedelta(hours=1)
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
 def rebase_shift(mode: Rebase, span: tuple[datetime, datetime] | None, now: datetime) -> timedelta:
-    """How far to move every event time: ``start`` puts the first record at now, ``end`` the last."""
+    """How far to move every event time: ``start`` puts the first record at now, ``end`` the last;
+    ``hour`` moves by whole hours so the last record falls in the hour before now's (the newest
+    closed hour). Whole hours keep every record in the same minute of its hour, so each replayed
+    hour aggregates exactly like the file's hour: what a replay feed on a cluster relies on."""
     if mode == "none" or span is None:
         return timedelta(0)
+    if mode == "hour":
+        return _floor_hour(now) - HOUR - _floor_hour(span[1])
     anchor = span[0] if mode == "start" else span[1]
     return now - anchor
 

@@ -64,6 +64,20 @@ class Settings:
     liveness_stall_seconds: float | None = None
 
 
+REBASE_MODES = ("none", "start", "end", "hour")
+KAFKA_TIMESTAMPS = ("send", "event")
+
+
+def _env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """A choice from the environment, refused by name (argparse checks only command-line values)."""
+    value = env.get(name) or default
+    if value not in choices:
+        raise SystemExit(
+            f"coinfeed producer: ${name}={value!r}: expected one of {', '.join(choices)}"
+        )
+    return value
+
+
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -155,15 +169,17 @@ def _common(p: argparse.ArgumentParser, env: Mapping[str, str], kind: TopicKind)
     )
     r.add_argument(
         "--rebase",
-        choices=["none", "start", "end"],
-        default="none",
-        help="shift event times so the first (start) or last (end) record is now",
+        choices=REBASE_MODES,
+        default=_env_choice(env, env_names.REPLAY_REBASE, REBASE_MODES, "none"),
+        help="shift event times so the first (start) or last (end) record is now, or by whole "
+        f"hours so the last record is in the newest closed hour (hour) [${env_names.REPLAY_REBASE}]",
     )
     r.add_argument(
         "--kafka-timestamp",
-        choices=["send", "event"],
-        default="send",
-        help="Kafka record timestamp: send time, or the record's event time",
+        choices=KAFKA_TIMESTAMPS,
+        default=_env_choice(env, env_names.KAFKA_TIMESTAMP, KAFKA_TIMESTAMPS, "send"),
+        help="Kafka record timestamp: send time, or the record's event time "
+        f"[${env_names.KAFKA_TIMESTAMP}]",
     )
     r.add_argument(
         "--at-end",
