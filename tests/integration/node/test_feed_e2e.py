@@ -1,0 +1,587 @@
+"""A CoinFeed end to end on the real node: `kubectl apply` -> producer pods -> Kafka -> the hourly
+job's pod -> the lake -> the feed's status (issue: a CoinFeed end to end on the real node).
+
+The replay examples (manifests/examples/coinfeed-{btc,eth}-replay.yaml) replay the synthetic sample
+shipped in the producer image, moved by whole hours so its last hour is the newest closed hour.
+So the expected hourly rows are known without Spark: this file computes them from samples/ in
+plain Python (an independent oracle) and compares them with what the job's pod wrote to the lake
+volume, which the test reads on the host through the PersistentVolume's hostPath.
+
+Runs in the session's release (``coinfeed_release``) before tests/integration/node/test_local_node.py
+(file order), and deletes every feed it applied.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from coinfeed.topics import feed_topics
+from tests.integration.node.test_local_node import PRODUCER_IMAGE, json_lines, restricted_pod
+from tests.support.localnode import NAMESPACE, REPO, Kube, LocalNode, pod_ready
+
+Release = tuple[LocalNode, str]
+HOUR = timedelta(hours=1)
+EXAMPLES = REPO / "manifests" / "examples"
+SAMPLES = REPO / "samples"
+# eth replays at 1200x (48 h in 144 s) so a producer pod can be deleted mid-replay; btc as shipped.
+ETH_SPEED = 1200
+
+# Inside the cluster: read a topic from the beginning to its end offsets; count records and keys
+# (tweet id, or the tick's time for prices).
+COUNT_SCRIPT = r"""
+import json, sys
+from kafka import KafkaConsumer, TopicPartition
+bootstrap, topics = sys.argv[1], sys.argv[2:]
+out = {}
+for topic in topics:
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=20000)
+    parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+    c.assign(parts)
+    c.seek_to_beginning(*parts)
+    end = c.end_offsets(parts)
+    total, keys = 0, set()
+    while any(c.position(p) < end[p] for p in parts):
+        for recs in c.poll(timeout_ms=2000).values():
+            for r in recs:
+                total += 1
+                v = json.loads(r.value)
+                keys.add(v.get("id") or v.get("ts"))
+    out[topic] = {"total": total, "unique": len(keys)}
+    c.close()
+print(json.dumps(out), flush=True)
+"""
+
+LIST_SCRIPT = r"""
+import json, sys
+from kafka import KafkaAdminClient
+admin = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=30000)
+print(json.dumps(sorted(t for t in admin.list_topics() if t.startswith("coinfeed."))), flush=True)
+"""
+
+
+# --- the oracle: hourly figures straight from the sample files ---------------------------------
+
+
+def sample_records(name: str) -> list[dict[str, Any]]:
+    with gzip.open(SAMPLES / name, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def expected_hours(coin: str) -> dict[datetime, dict[str, Any]]:
+    """Per sample hour (UTC): the figures every correct hourly row must show."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    prices: dict[datetime, list[tuple[datetime, float]]] = defaultdict(list)
+    for r in sample_records(f"{coin}-prices.jsonl.gz"):
+        prices[floor_hour(ts(r["ts"]))].append((ts(r["ts"]), float(r["price"])))
+    tweets: dict[datetime, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in sample_records(f"{coin}-tweets.jsonl.gz"):
+        tweets[floor_hour(ts(r["created_at"]))][r["id"]] = r
+    out: dict[datetime, dict[str, Any]] = {}
+    for hour, ticks in prices.items():
+        ticks.sort()
+        posts = tweets.get(hour, {}).values()
+        scores = [vader.polarity_scores(p["text"])["compound"] for p in posts]
+        out[hour] = {
+            "tick_count": len(ticks),
+            "open": ticks[0][1],
+            "close": ticks[-1][1],
+            "high": max(p for _, p in ticks),
+            "low": min(p for _, p in ticks),
+            "tweet_count": len(scores),
+            "likes_total": sum(int(p.get("like_count", 0)) for p in posts),
+            "sentiment_mean": sum(scores) / len(scores) if scores else None,
+        }
+    return out
+
+
+def assert_rows_match_sample(coin: str, rows: list[dict[str, Any]], shift: timedelta) -> None:
+    want = expected_hours(coin)
+    for row in rows:
+        hour = row["hour_start"].replace(tzinfo=UTC)  # Spark's INT96: naive UTC
+        exp = want[hour - shift]
+        for key, value in exp.items():
+            got = row[key]
+            if isinstance(value, float):
+                assert got == pytest.approx(value, rel=1e-9, abs=1e-9), (coin, hour, key)
+            else:
+                assert got == value, (coin, hour, key, got, value)
+
+
+# --- cluster helpers -----------------------------------------------------------------------------
+
+
+def manifest(coin: str, speed: float | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / f"coinfeed-{coin}-replay.yaml").read_text())
+    if speed is not None:
+        for kind in ("prices", "tweets"):
+            doc["spec"][kind]["replaySpeed"] = speed
+    return doc
+
+
+def feed(kube: Kube, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = kube.get("-n", NAMESPACE, "coinfeed", name)
+    return result
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == kind:
+            return dict(c)
+    return {}
+
+
+def cronjobs_for(kube: Kube, coin: str) -> list[dict[str, Any]]:
+    """The CronJob(s) whose job aggregates ``coin`` (one per feed, or one shared per schedule)."""
+    found = []
+    for cj in kube.get("-n", NAMESPACE, "cronjobs")["items"]:
+        container = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        argv = [*container.get("command", []), *container.get("args", [])]
+        coins = {a for i, a in enumerate(argv) if i and argv[i - 1] == "--coin"}
+        coins = {c for a in coins for c in a.split(",")}
+        if coin in coins:
+            found.append(cj)
+    return found
+
+
+def run_job(kube: Kube, cronjob: str, name: str, patch: Any = None, wait: bool = True) -> str:
+    """`kubectl create job --from=cronjob/...` (optionally edited first); returns the Job's phase."""
+    job = json.loads(
+        kube.kubectl(
+            "-n",
+            NAMESPACE,
+            "create",
+            "job",
+            name,
+            f"--from=cronjob/{cronjob}",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ).stdout
+    )
+    if patch is not None:
+        patch(job)
+    kube.kubectl("-n", NAMESPACE, "create", "-f", "-", stdin=json.dumps(job))
+    if not wait:
+        return ""
+
+    def finished() -> str:
+        status = kube.get("-n", NAMESPACE, "job", name).get("status", {})
+        for c in status.get("conditions", []):
+            if c["type"] in ("Complete", "Failed") and c["status"] == "True":
+                return str(c["type"])
+        return ""
+
+    return str(kube.wait_until(f"job {name} to finish", finished, timeout=900, interval=5))
+
+
+def job_pods(kube: Kube, job: str) -> list[dict[str, Any]]:
+    return kube.pods(NAMESPACE, f"job-name={job}")
+
+
+def lake_root(kube: Kube) -> Path:
+    pvc = kube.get("-n", NAMESPACE, "pvc", "coinfeed-lake")
+    pv = kube.get("pv", pvc["spec"]["volumeName"])
+    return Path(pv["spec"]["hostPath"]["path"])
+
+
+def hourly_rows(kube: Kube, coin: str) -> list[dict[str, Any]]:
+    path = lake_root(kube) / "hourly" / f"coin={coin}"
+    if not path.is_dir():
+        return []
+    rows: list[dict[str, Any]] = pq.read_table(path, partitioning="hive").to_pylist()
+    return sorted(rows, key=lambda r: r["hour_start"])
+
+
+def topic_counts(kube: Kube, topics: list[str], name: str) -> dict[str, dict[str, int]]:
+    pod = restricted_pod(
+        name, PRODUCER_IMAGE, ["python", "-c", COUNT_SCRIPT, "coinfeed-kafka:9092", *topics]
+    )
+    kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found")
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    try:
+        kube.wait_until(
+            f"pod {name} to finish",
+            lambda: (
+                kube.get("-n", NAMESPACE, "pod", name)["status"]["phase"] in ("Succeeded", "Failed")
+            ),
+            timeout=300,
+            interval=3,
+        )
+        logs = kube.kubectl("-n", NAMESPACE, "logs", name).stdout
+        lines = json_lines(logs)
+        assert lines, logs[-2000:]
+        result: dict[str, dict[str, int]] = lines[-1]
+        return result
+    finally:
+        kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found", "--wait=false")
+
+
+def coinfeed_topics(kube: Kube, name: str) -> list[str]:
+    pod = restricted_pod(name, PRODUCER_IMAGE, ["python", "-c", LIST_SCRIPT, "coinfeed-kafka:9092"])
+    kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found")
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    try:
+        kube.wait_until(
+            f"pod {name} to finish",
+            lambda: (
+                kube.get("-n", NAMESPACE, "pod", name)["status"]["phase"] in ("Succeeded", "Failed")
+            ),
+            timeout=300,
+            interval=3,
+        )
+        logs = kube.kubectl("-n", NAMESPACE, "logs", name).stdout
+        topics: list[str] = json.loads(logs.strip().splitlines()[-1])
+        return topics
+    finally:
+        kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found", "--wait=false")
+
+
+def children(kube: Kube, feed_name: str) -> dict[str, list[str]]:
+    out = {}
+    for kind in ("deployments", "services", "cronjobs", "configmaps"):
+        items = kube.get("-n", NAMESPACE, kind, "-l", f"coinfeed.io/feed={feed_name}")["items"]
+        out[kind] = sorted(i["metadata"]["name"] for i in items)
+    return out
+
+
+def replay_finished(kube: Kube, deployment: str) -> bool:
+    pods = [
+        p
+        for p in kube.pods(NAMESPACE, f"coinfeed.io/feed={deployment.rsplit('-', 1)[0]}")
+        if p["metadata"]["name"].startswith(deployment + "-")
+        and pod_ready(p)
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    if len(pods) != 1:
+        return False
+    logs = kube.kubectl("-n", NAMESPACE, "logs", pods[0]["metadata"]["name"], check=False).stdout
+    return "replay finished" in logs
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Feeds:
+    kube: Kube
+    applied: datetime  # the producers' start moves the sample to the hours before this one
+
+
+@pytest.fixture(scope="module")
+def feeds(coinfeed_release: Release) -> Iterator[Feeds]:
+    local, _ = coinfeed_release
+    kube = local.kube
+    # A producer restarted in another hour would move its replay by one more hour: start early
+    # enough in the hour that the replays (and the restart below) end within it.
+    now = datetime.now(UTC)
+    if now.minute >= 55:
+        time.sleep((floor_hour(now) + HOUR - now).total_seconds() + 5)
+    applied = datetime.now(UTC)
+    kube.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / "coinfeed-btc-replay.yaml"))
+    kube.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=json.dumps(manifest("eth", ETH_SPEED)))
+    try:
+        yield Feeds(kube, applied)
+    finally:
+        kube.kubectl(
+            "-n",
+            NAMESPACE,
+            "delete",
+            "coinfeed",
+            "--all",
+            "--ignore-not-found",
+            "--timeout=180s",
+            check=False,
+        )
+
+
+def test_replay_feeds_become_ready_with_true_printer_columns(feeds: Feeds) -> None:
+    kube = feeds.kube
+    for name in ("btc-replay", "eth-replay"):
+        kube.wait_until(
+            f"{name} Ready",
+            lambda name=name: condition(feed(kube, name), "Ready").get("status") == "True",
+            timeout=300,
+        )
+    table = kube.kubectl("-n", NAMESPACE, "get", "coinfeeds").stdout.splitlines()
+    header = table[0].split()
+    assert header[:4] == ["NAME", "COIN", "READY", "TOPICS"], table[0]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    for name, coin in (("btc-replay", "btc"), ("eth-replay", "eth")):
+        assert rows[name][1:3] == [coin, "True"], rows[name]
+        topics = feed(kube, name)["status"]["topicSummary"]
+        assert topics in " ".join(rows[name]), (topics, rows[name])
+        for topic in feed_topics(coin).values():
+            assert topic.split(".")[-1] in topics
+    # Producers run as non-root pods in the restricted namespace, replaying the image's sample.
+    pods = kube.pods(NAMESPACE, "app.kubernetes.io/name=coinfeed-producer")
+    assert len(pods) == 4, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_records_of_both_kinds_reach_the_brokers_and_a_deleted_producer_loses_none(
+    feeds: Feeds,
+) -> None:
+    kube = feeds.kube
+
+    # eth's tweets producer is mid-replay (1200x): delete its pod; the Deployment's new pod
+    # replays the file again from the start.
+    def replaying() -> list[dict[str, Any]]:
+        return [
+            p
+            for p in kube.pods(
+                NAMESPACE, "coinfeed.io/feed=eth-replay,app.kubernetes.io/component=tweets"
+            )
+            if pod_ready(p)
+            and "replay finished"
+            not in kube.kubectl("-n", NAMESPACE, "logs", p["metadata"]["name"], check=False).stdout
+        ]
+
+    (victim,) = kube.wait_until("eth's tweets producer replaying", replaying, timeout=240)
+    kube.kubectl("-n", NAMESPACE, "delete", "pod", victim["metadata"]["name"], "--wait=false")
+    for deployment in (
+        "btc-replay-prices",
+        "btc-replay-tweets",
+        "eth-replay-prices",
+        "eth-replay-tweets",
+    ):
+        kube.wait_until(
+            f"{deployment} to finish its replay",
+            lambda d=deployment: replay_finished(kube, d),
+            timeout=600,
+            interval=5,
+        )
+    topics = [*feed_topics("btc").values(), *feed_topics("eth").values()]
+    counts = topic_counts(kube, topics, "topic-count")
+    sample = {
+        feed_topics(c)[k]: len(sample_records(f"{c}-{k}.jsonl.gz"))
+        for c in ("btc", "eth")
+        for k in ("prices", "tweets")
+    }
+    for topic, n in sample.items():
+        assert counts[topic]["unique"] == n, (topic, counts[topic], n)  # nothing lost
+    # Untouched producers wrote each record once; the restarted one replayed part of it twice
+    # (at-least-once): the hourly job deduplicates by id (checked in the next test).
+    assert counts[feed_topics("btc")["tweets"]]["total"] == sample[feed_topics("btc")["tweets"]]
+    assert counts[feed_topics("eth")["tweets"]]["total"] > sample[feed_topics("eth")["tweets"]]
+
+
+def sample_shift(coin: str, applied: datetime) -> timedelta:
+    """How far the replay moved the sample: its last hour to the hour before ``applied``'s."""
+    last = {
+        kind: floor_hour(max(ts(r[field]) for r in sample_records(f"{coin}-{kind}.jsonl.gz")))
+        for kind, field in (("prices", "ts"), ("tweets", "created_at"))
+    }
+    # Each producer moves its own file: the two files must end in the same hour.
+    assert last["prices"] == last["tweets"], last
+    return floor_hour(applied) - HOUR - last["prices"]
+
+
+def newest_closed(applied: datetime, started: datetime) -> datetime:
+    """The newest hour a run started at ``started`` writes: the replay's last hour, unless that
+    hour is still open to late records (the job's 5-minute grace)."""
+    return min(floor_hour(applied) - HOUR, floor_hour(started - timedelta(minutes=5)) - HOUR)
+
+
+def assert_lake_matches_sample(
+    kube: Kube, coin: str, applied: datetime, started: datetime
+) -> datetime:
+    rows = hourly_rows(kube, coin)
+    assert len(rows) >= 2, (coin, len(rows))  # at least the feed's lookbackHours
+    hours: list[datetime] = [r["hour_start"].replace(tzinfo=UTC) for r in rows]
+    assert hours == [hours[0] + i * HOUR for i in range(len(hours))], hours  # no gap
+    assert hours[-1] == newest_closed(applied, started), (hours[-1], applied, started)
+    assert_rows_match_sample(coin, rows, sample_shift(coin, applied))
+    return hours[-1]
+
+
+def _trigger_all(kube: Kube, tag: str, **kw: Any) -> dict[str, str]:
+    names = {cj["metadata"]["name"] for c in ("btc", "eth") for cj in cronjobs_for(kube, c)}
+    assert names, "no CronJob aggregates btc or eth"
+    return {name: run_job(kube, name, job_name(name, tag), **kw) for name in sorted(names)}
+
+
+def job_name(cronjob: str, tag: str) -> str:
+    return f"{cronjob[:40]}-{tag}"
+
+
+def status_reports(kube: Kube, name: str, ok: str, newest: datetime | None) -> dict[str, Any]:
+    def check() -> dict[str, Any]:
+        f = feed(kube, name)
+        if condition(f, "LastRunSucceeded").get("status") != ok:
+            return {}
+        if newest is not None and f["status"].get("lastHour") != newest.strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ):
+            return {}
+        return f
+
+    result: dict[str, Any] = kube.wait_until(
+        f"{name}'s status to report the run", check, timeout=180
+    )
+    return result
+
+
+def test_triggered_hourly_job_writes_the_sample_hours_and_the_status_says_so(feeds: Feeds) -> None:
+    kube = feeds.kube
+    started = datetime.now(UTC)
+    outcomes = _trigger_all(kube, "e2e1")
+    assert set(outcomes.values()) == {"Complete"}, outcomes
+    for cronjob in outcomes:
+        pods = job_pods(kube, job_name(cronjob, "e2e1"))
+        assert pods
+        for pod in pods:
+            ctx = pod["spec"]["securityContext"]
+            assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == 185
+            assert pod["status"]["phase"] == "Succeeded"
+    for coin in ("btc", "eth"):
+        newest = assert_lake_matches_sample(kube, coin, feeds.applied, started)
+        f = status_reports(kube, f"{coin}-replay", "True", newest)
+        assert condition(f, "Ready")["status"] == "True"
+        assert f["status"]["lastRun"]["result"] == "Succeeded"
+    table = kube.kubectl("-n", NAMESPACE, "get", "coinfeeds").stdout
+    newest_text = f["status"]["lastHour"]
+    assert newest_text in table and "Succeeded" in table, table
+
+
+def _unreachable_kafka(job: dict[str, Any]) -> None:
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    argv = container["command"]
+    argv[argv.index("--bootstrap") + 1] = "kafka.invalid:9092"
+    job["spec"]["backoffLimit"] = 0
+
+
+def test_a_failing_run_turns_the_feed_not_ready_with_the_reason_and_a_good_run_heals_it(
+    feeds: Feeds,
+) -> None:
+    kube = feeds.kube
+    outcomes = _trigger_all(kube, "e2e-bad", patch=_unreachable_kafka)
+    assert set(outcomes.values()) == {"Failed"}, outcomes
+    for coin in ("btc", "eth"):
+        f = status_reports(kube, f"{coin}-replay", "False", None)
+        failed = condition(f, "LastRunSucceeded")
+        assert failed["reason"] and failed["message"], failed
+        assert "kafka.invalid" in failed["message"] or "bootstrap" in failed["message"].lower(), (
+            failed
+        )
+        ready = condition(f, "Ready")
+        assert ready["status"] == "False" and ready["reason"] == failed["reason"], (ready, failed)
+        row = next(
+            line.split()
+            for line in kube.kubectl("-n", NAMESPACE, "get", "coinfeeds").stdout.splitlines()
+            if line.startswith(f"{coin}-replay ")
+        )
+        assert row[2] == "False", row
+    # A job pod killed mid-run, then a good run: the lake holds exactly the same rows as before.
+    before = {c: hourly_rows(kube, c) for c in ("btc", "eth")}
+    names = _trigger_all(
+        kube, "e2e-kill", patch=lambda j: j["spec"].update(backoffLimit=0), wait=False
+    )
+
+    def at_work() -> list[str]:
+        # Running for 30 s: the JVM is up and Spark is reading or writing hours.
+        running = []
+        for cronjob in names:
+            for pod in job_pods(kube, job_name(cronjob, "e2e-kill")):
+                started_at = pod["status"].get("startTime")
+                if pod["status"]["phase"] == "Running" and started_at:
+                    age = datetime.now(UTC) - datetime.fromisoformat(
+                        started_at.replace("Z", "+00:00")
+                    )
+                    if age > timedelta(seconds=30):
+                        running.append(pod["metadata"]["name"])
+        return running if len(running) == len(names) else []
+
+    for pod_name in kube.wait_until("the job pods to be at work", at_work, timeout=300):
+        kube.kubectl("-n", NAMESPACE, "delete", "pod", pod_name, "--grace-period=0", "--force")
+    started = datetime.now(UTC)
+    outcomes = _trigger_all(kube, "e2e2")
+    assert set(outcomes.values()) == {"Complete"}, outcomes
+    for coin in ("btc", "eth"):
+        after = hourly_rows(kube, coin)
+        newest = assert_lake_matches_sample(kube, coin, feeds.applied, started)
+        assert after[: len(before[coin])] == before[coin]
+        f = status_reports(kube, f"{coin}-replay", "True", newest)
+        assert condition(f, "Ready")["status"] == "True"
+
+
+def test_operator_deleted_during_a_reconcile_leaves_no_duplicate_children(feeds: Feeds) -> None:
+    kube = feeds.kube
+    (operator,) = [
+        p for p in kube.pods(NAMESPACE, "app.kubernetes.io/component=operator") if pod_ready(p)
+    ]
+    doc = manifest("btc")
+    doc["metadata"]["name"] = "sol-replay"
+    doc["spec"]["coin"] = "sol"
+    doc["spec"]["prices"]["pair"] = "SOL/USDT"
+    doc["spec"]["deletionPolicy"] = "Delete"
+    kube.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=json.dumps(doc))
+    # Mid-reconcile: the operator has seen the feed (its finalizer) but not finished its children.
+    kube.wait_until(
+        "the operator to pick the feed up",
+        lambda: feed(kube, "sol-replay")["metadata"].get("finalizers"),
+        timeout=60,
+        interval=0.2,
+    )
+    kube.kubectl("-n", NAMESPACE, "delete", "pod", operator["metadata"]["name"], "--wait=false")
+    kube.wait_until(
+        "sol-replay Ready under the new operator",
+        lambda: condition(feed(kube, "sol-replay"), "Ready").get("status") == "True",
+        timeout=300,
+    )
+    time.sleep(10)  # a second reconcile pass, had the first left anything half-done
+    kids = children(kube, "sol-replay")
+    assert kids["deployments"] == ["sol-replay-prices", "sol-replay-tweets"], kids
+    assert kids["services"] == ["sol-replay-metrics"], kids
+    assert len(cronjobs_for(kube, "sol")) == 1
+    topics = coinfeed_topics(kube, "topics-sol")
+    assert sorted(t for t in topics if ".sol." in t) == sorted(feed_topics("sol").values())
+    owned = [
+        p["metadata"]["name"]
+        for p in kube.pods(NAMESPACE, "coinfeed.io/feed=sol-replay")
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+    assert len(owned) == 2, owned  # one pod per Deployment
+
+
+def test_delete_policies_remove_or_keep_the_topics_and_always_the_children(feeds: Feeds) -> None:
+    kube = feeds.kube
+    policies = {
+        name: feed(kube, name)["spec"]["deletionPolicy"]
+        for name in ("btc-replay", "eth-replay", "sol-replay")
+    }
+    assert policies == {"btc-replay": "Retain", "eth-replay": "Delete", "sol-replay": "Delete"}
+    for name in policies:
+        kube.kubectl("-n", NAMESPACE, "delete", "coinfeed", name, "--timeout=180s")
+        kids = kube.wait_until(
+            f"{name}'s children gone",
+            lambda name=name: not any(children(kube, name).values()) or None,
+            timeout=180,
+        )
+        assert kids
+    assert not [c for c in ("btc", "eth", "sol") if cronjobs_for(kube, c)]
+    topics = coinfeed_topics(kube, "topics-after")
+    assert sorted(feed_topics("btc").values()) == sorted(t for t in topics if ".btc." in t)
+    assert not [t for t in topics if ".eth." in t or ".sol." in t], topics
