@@ -80,6 +80,8 @@ OPERATOR_RECONCILES = (
 OPERATOR_RECONCILE_ERRORS = "coinfeed_operator_reconcile_errors_total"  # counter{reason}
 OPERATOR_RECONCILE_DURATION = "coinfeed_operator_reconcile_duration_seconds"  # histogram
 OPERATOR_FEEDS = "coinfeed_operator_feeds"  # gauge{ready}: "true"|"false"
+# gauge{namespace,feed}: 1 Ready, 0 not; the series goes when the feed is deleted
+OPERATOR_FEED_READY = "coinfeed_operator_feed_ready"
 
 ALL: Final[frozenset[str]] = frozenset(
     v

@@ -14,6 +14,12 @@ def _base(name: str, suffix: str) -> str:
     return name[: -len(suffix)] if name.endswith(suffix) else name
 
 
+def _split(key: str) -> tuple[str, str]:
+    """``namespace/name`` -> (namespace, name)."""
+    namespace, _, name = key.rpartition("/")
+    return namespace, name
+
+
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.reconciles = Counter(
@@ -37,6 +43,12 @@ class OperatorMetrics:
         self.feeds = Gauge(
             mn.OPERATOR_FEEDS, "CoinFeeds by readiness", ["ready"], registry=registry
         )
+        self.feed_ready = Gauge(
+            mn.OPERATOR_FEED_READY,
+            "1 while the CoinFeed is Ready, else 0",
+            ["namespace", "feed"],
+            registry=registry,
+        )
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
         for result in ("ok", "error", "not_supported"):
@@ -54,11 +66,13 @@ class OperatorMetrics:
     def set_ready(self, key: str, ready: bool) -> None:
         with self._lock:
             self._ready[key] = ready
+            self.feed_ready.labels(*_split(key)).set(1 if ready else 0)
             self._publish()
 
     def forget(self, key: str) -> None:
         with self._lock:
-            self._ready.pop(key, None)
+            if self._ready.pop(key, None) is not None:
+                self.feed_ready.remove(*_split(key))
             self._publish()
 
     def _publish(self) -> None:

@@ -102,6 +102,13 @@ class PrometheusAPI:
     def targets(self) -> list[dict[str, Any]]:
         return list(self._get("/api/v1/targets")["activeTargets"])
 
+    def rules(self) -> list[dict[str, Any]]:
+        """Every recording and alerting rule with its health and last error."""
+        return [r for g in self._get("/api/v1/rules")["groups"] for r in g["rules"]]
+
+    def metric_names(self) -> list[str]:
+        return list(self._get("/api/v1/label/__name__/values"))
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as resp:

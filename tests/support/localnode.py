@@ -144,6 +144,11 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
     assert after == before, f"host sysctls not restored: before {before}, after {after}"
 
 
+# Producers of x-api feeds talk to the fake X API the feed tests start in the namespace
+# (tests/support/fake_apis_pod.py); no other feed uses it.
+TEST_VALUES = "--set operator.producer.xApiBaseUrl=http://fake-apis:8080"
+
+
 def deploy(local: LocalNode, namespace: str, kafka_mode: str = "zookeeper") -> str:
     """scripts/deploy-local.sh into ``namespace``; returns helm's output (warnings included)."""
     proc = subprocess.run(
@@ -158,6 +163,7 @@ def deploy(local: LocalNode, namespace: str, kafka_mode: str = "zookeeper") -> s
             "NAMESPACE": namespace,
             "KAFKA_MODE": kafka_mode,
             "PY": str(REPO / ".venv" / "bin" / "python"),
+            "EXTRA_VALUES": TEST_VALUES,
         },
     )
     assert proc.returncode == 0, (

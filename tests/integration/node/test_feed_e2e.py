@@ -330,10 +330,9 @@ def test_replay_feeds_become_ready_with_true_printer_columns(feeds: Feeds) -> No
     rows = {line.split()[0]: line.split() for line in table[1:]}
     for name, coin in (("btc-replay", "btc"), ("eth-replay", "eth")):
         assert rows[name][1:3] == [coin, "True"], rows[name]
-        topics = feed(kube, name)["status"]["topicSummary"]
-        assert topics in " ".join(rows[name]), (topics, rows[name])
-        for topic in feed_topics(coin).values():
-            assert topic.split(".")[-1] in topics
+        # TOPICS: ready topics of the feed's two (prices, tweets).
+        assert feed(kube, name)["status"]["topicSummary"] == "2/2"
+        assert rows[name][3] == "2/2", rows[name]
     # Producers run as non-root pods in the restricted namespace, replaying the image's sample.
     pods = kube.pods(NAMESPACE, "app.kubernetes.io/name=coinfeed-producer")
     assert len(pods) == 4, [p["metadata"]["name"] for p in pods]
@@ -525,6 +524,200 @@ def test_a_failing_run_turns_the_feed_not_ready_with_the_reason_and_a_good_run_h
         assert after[: len(before[coin])] == before[coin]
         f = status_reports(kube, f"{coin}-replay", "True", newest)
         assert condition(f, "Ready")["status"] == "True"
+
+
+FAKES = {
+    "fake_jetstream.py": REPO / "tests" / "unit" / "producers" / "fake_jetstream.py",
+    "fake_apis_pod.py": REPO / "tests" / "support" / "fake_apis_pod.py",
+}
+FAKE_X_TOKEN = "e2e-fake-x-token-0123456789"  # a Secret's value: must appear nowhere else
+
+
+def start_fake_apis(kube: Kube) -> None:
+    """X and Jetstream stand-ins as a pod + Service ``fake-apis`` (X :8080, Jetstream :8081)."""
+    files = [f"--from-file={name}={path}" for name, path in FAKES.items()]
+    cm = kube.kubectl(
+        "-n",
+        NAMESPACE,
+        "create",
+        "configmap",
+        "fake-apis",
+        *files,
+        "--dry-run=client",
+        "-o",
+        "json",
+    ).stdout
+    kube.kubectl("apply", "-f", "-", stdin=cm)
+    pod = restricted_pod("fake-apis", PRODUCER_IMAGE, ["python", "/fakes/fake_apis_pod.py"])
+    pod["metadata"]["labels"]["app.kubernetes.io/name"] = "fake-apis"
+    pod["spec"]["volumes"] = [{"name": "fakes", "configMap": {"name": "fake-apis"}}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "fakes", "mountPath": "/fakes"}]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "fake-apis", "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": "fake-apis"},
+            "ports": [{"name": "x", "port": 8080}, {"name": "jetstream", "port": 8081}],
+        },
+    }
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [pod, service]}),
+    )
+    secret = kube.kubectl(
+        "-n",
+        NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        "x-api",
+        f"--from-literal=token={FAKE_X_TOKEN}",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ).stdout
+    kube.kubectl("apply", "-f", "-", stdin=secret)
+    kube.wait_until(
+        "fake-apis Running",
+        lambda: kube.get("-n", NAMESPACE, "pod", "fake-apis")["status"]["phase"] == "Running",
+        timeout=120,
+    )
+
+
+def live_feed(coin: str, tweets: dict[str, Any]) -> dict[str, Any]:
+    """A feed with live social sources (the fakes) and a price replay of another coin's file, whose
+    every record the producer skips as the wrong coin (the skip panels get data too)."""
+    doc = manifest("btc")
+    doc["metadata"]["name"] = f"{coin}-live"
+    doc["spec"].update(coin=coin, tweets=tweets, deletionPolicy="Delete")
+    doc["spec"]["prices"]["pair"] = f"{coin.upper()}/USDT"
+    return doc
+
+
+def test_prometheus_scrapes_what_the_charts_monitors_select_and_every_panel_has_data(
+    feeds: Feeds, tmp_path: Path
+) -> None:
+    from coinfeed.demo import monitoring, procs
+    from coinfeed.demo.prometheus import start_prometheus
+    from tests.support.monitors import prometheus_config
+    from tests.support.ports import free_port
+
+    kube = feeds.kube
+    start_fake_apis(kube)
+    x_feed = live_feed(
+        "ada",
+        {
+            "enabled": True,
+            "source": "x-api",
+            "keywords": ["$ADA"],
+            "languages": ["en"],
+            "pollIntervalSeconds": 5,
+            "bearerTokenSecretRef": {"name": "x-api", "key": "token"},
+        },
+    )
+    bsky_feed = live_feed(
+        "dot",
+        {
+            "enabled": True,
+            "source": "bluesky",
+            "keywords": ["polkadot"],
+            "languages": ["en"],
+            "jetstreamEndpoints": ["ws://fake-apis:8081"],
+        },
+    )
+    for doc in (x_feed, bsky_feed):
+        kube.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=json.dumps(doc))
+    # The monitors exactly as the chart renders them with monitoring on.
+    rendered = kube.helm(
+        "template",
+        "coinfeed",
+        str(REPO / "charts" / "coinfeed"),
+        "-n",
+        NAMESPACE,
+        "-f",
+        str(REPO / "charts" / "coinfeed" / "values-local.yaml"),
+        "--set",
+        "monitoring.serviceMonitors.enabled=true",
+        "--show-only",
+        "templates/monitors.yaml",
+    ).stdout
+    monitors = [d for d in yaml.safe_load_all(rendered) if d]
+    assert {m["kind"] for m in monitors} == {"PodMonitor", "ServiceMonitor"}
+    config = prometheus_config(monitors, feeds.kube.kubeconfig, monitoring.rule_files())
+    prom = start_prometheus(tmp_path, free_port(), config, name="prometheus-node")
+    try:
+
+        def wait_for(expr: str, timeout: float = 240) -> list[dict[str, Any]]:
+            result: list[dict[str, Any]] = kube.wait_until(
+                f"Prometheus data for {expr}", lambda: prom.query(expr), timeout=timeout, interval=3
+            )
+            return result
+
+        # Every producer of the five feeds, the operator and the Pushgateway are scraped.
+        up = wait_for("sum by (job) (up == 1)")
+        jobs = {r["metric"]["job"]: float(r["value"][1]) for r in up}
+        assert len(jobs) == 3, jobs
+        assert jobs[next(j for j in jobs if "producers" in j)] >= 10, jobs  # 5 feeds x 2
+        # A job's metrics in the Pushgateway for the feeds' coins: run the hourly job once more.
+        _trigger_all(kube, "e2e-prom")
+        wait_for('coinfeed_hourly_close_price{coin="btc"}')
+        wait_for("coinfeed_producer_ratelimit_remaining")
+        wait_for('coinfeed_producer_stream_connected{coin="dot"} == 1')
+        wait_for('count_over_time(coinfeed_producer_records_total{coin="ada"}[1m]) >= 5')
+        empty = []
+        checked = 0
+        for path in monitoring.dashboard_files():
+            for q in monitoring.panel_queries(monitoring.load_dashboard(path)):
+                checked += 1
+                if not prom.query(monitoring.resolve_variables(q.expr)):
+                    empty.append(f"{q.dashboard} / {q.panel} ({q.ref_id}): {q.expr}")
+        assert checked > 20
+        assert not empty, "panels whose query returns no data:\n" + "\n".join(empty)
+        # The feed's labels: producers by coin, operator readiness by feed.
+        coins = {r["metric"]["coin"] for r in prom.query("coinfeed_producer_ready")}
+        assert {"btc", "eth", "ada", "dot"} <= coins, coins
+        feeds_ready = {
+            r["metric"]["feed"]: r["value"][1] for r in prom.query("coinfeed_operator_feed_ready")
+        }
+        assert feeds_ready.get("btc-replay") == "1", feeds_ready
+        # Every alert rule evaluates (no rule in error).
+        rules = prom.rules()
+        assert rules and all(r["health"] == "ok" for r in rules), [
+            (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
+        ]
+        # The bearer token is in no metric label or value Prometheus holds.
+        assert FAKE_X_TOKEN not in json.dumps(prom.metric_names())
+        for name in ("coinfeed_producer_ratelimit_remaining", "coinfeed_producer_ready"):
+            assert FAKE_X_TOKEN not in json.dumps(prom.query(name))
+    finally:
+        procs.stop("prometheus-node", tmp_path.resolve())
+        for name in ("ada-live", "dot-live"):
+            kube.kubectl(
+                "-n",
+                NAMESPACE,
+                "delete",
+                "coinfeed",
+                name,
+                "--ignore-not-found",
+                "--timeout=180s",
+                check=False,
+            )
+        kube.kubectl(
+            "-n",
+            NAMESPACE,
+            "delete",
+            "pod,service,configmap",
+            "fake-apis",
+            "--ignore-not-found",
+            "--wait=false",
+            check=False,
+        )
+    # Nor in the producer's pod spec (only a Secret reference) or logs.
+    for pod in kube.pods(NAMESPACE, "coinfeed.io/feed=ada-live"):
+        assert FAKE_X_TOKEN not in json.dumps(pod["spec"])
 
 
 def test_operator_deleted_during_a_reconcile_leaves_no_duplicate_children(feeds: Feeds) -> None:
