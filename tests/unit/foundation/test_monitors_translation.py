@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.monitors import scrape_configs
 
-POD_MONITOR = {
+POD_MONITOR: dict[str, Any] = {
     "kind": "PodMonitor",
     "metadata": {"name": "coinfeed-producers", "namespace": "coinfeed"},
     "spec": {
@@ -16,7 +17,7 @@ POD_MONITOR = {
         "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics"}],
     },
 }
-SERVICE_MONITOR = {
+SERVICE_MONITOR: dict[str, Any] = {
     "kind": "ServiceMonitor",
     "metadata": {"name": "coinfeed-pushgateway", "namespace": "coinfeed"},
     "spec": {
