@@ -35,6 +35,9 @@ PROVISIONER: Final = "coinfeed.local/hostpath"
 # Our own iptables chain (FORWARD isolation); kube-proxy's and the kubelet's start with KUBE-,
 # the CNI plugins' with CNI-.
 ISOLATION_CHAIN: Final = "COINFEED-NODE"
+# NetworkPolicy enforcement (localnode/netpol.py): this chain, jumped to from ISOLATION_CHAIN,
+# and one COINFEED-NPI-/COINFEED-NPE- chain per isolated pod.
+NETPOL_CHAIN: Final = "COINFEED-NETPOL"
 OUR_CHAIN_PREFIXES: Final = ("KUBE-", "CNI-", "COINFEED-")
 # Host sysctls the node needs or that the kubelet changes; recorded at up, restored at down.
 SYSCTLS: Final = (

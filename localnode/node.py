@@ -48,6 +48,7 @@ COMPONENTS: Final = (
     "kubelet",
     "kube-proxy",
     "provisioner",
+    "netpol",
 )
 
 
@@ -282,8 +283,8 @@ def _marker(layout: Layout, name: str) -> str:
         return str(layout.conf / "containerd.toml")
     if name == "etcd":
         return str(layout.etcd_data)
-    if name == "provisioner":
-        return "localnode.provisioner"
+    if name in ("provisioner", "netpol"):
+        return f"localnode.{name}"
     if name == "kube-apiserver":
         return str(layout.pki)
     return str(layout.conf)
@@ -459,6 +460,10 @@ def ensure_isolation() -> None:
     run(["iptables", "-w", "-F", chain])
     run(["iptables", "-w", "-A", chain, "-s", cfg.POD_CIDR, "!", "-d", cfg.POD_CIDR, "-j", "DROP"])
     run(["iptables", "-w", "-A", chain, "!", "-s", cfg.POD_CIDR, "-d", cfg.POD_CIDR, "-j", "DROP"])
+    # Pod-to-pod traffic then meets the NetworkPolicies (localnode.netpol fills this chain).
+    if run(["iptables", "-w", "-S", cfg.NETPOL_CHAIN], check=False).returncode != 0:
+        run(["iptables", "-w", "-N", cfg.NETPOL_CHAIN])
+    run(["iptables", "-w", "-A", chain, "-j", cfg.NETPOL_CHAIN])
     if run(["iptables", "-w", "-C", "FORWARD", "-j", chain], check=False).returncode != 0:
         run(["iptables", "-w", "-I", "FORWARD", "1", "-j", chain])
 
@@ -620,6 +625,13 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
             layout,
             "provisioner",
             [sys.executable, "-m", "localnode.provisioner", "--run-dir", str(layout.run_dir)],
+            env={"PYTHONPATH": str(ROOT)},
+        )
+    if running(layout, "netpol") is None:
+        spawn(
+            layout,
+            "netpol",
+            [sys.executable, "-m", "localnode.netpol", "--run-dir", str(layout.run_dir)],
             env={"PYTHONPATH": str(ROOT)},
         )
     wait_for(
