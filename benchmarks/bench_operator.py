@@ -122,9 +122,12 @@ def peak_rss_mb(pid: int) -> float:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench_operator", description=__doc__)
     p.add_argument("--quick", action="store_true", help="1 and 10 feeds only")
+    p.add_argument("--sizes", default="", help="comma-separated feed counts (overrides --quick)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "bench" / "operator.json")
     args = p.parse_args(argv)
     sizes = [1, 10] if args.quick else [1, 10, 100]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
 
     from kubernetes import client, config
 

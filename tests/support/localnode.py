@@ -109,6 +109,13 @@ class LocalNode:
 
 @pytest.fixture(scope="session")
 def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
+    reuse = os.environ.get("COINFEED_TEST_REUSE_NODE")
+    if reuse:
+        # Development loop only: tests against a node started with `make cluster-up` (its run
+        # folder given here), which they neither start nor stop. CI never sets this.
+        layout = Layout(Path(reuse))
+        yield LocalNode(layout, Kube(layout.kubeconfig), {})
+        return
     if node.run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
         pytest.fail(
             f"a local node is already running on this machine (bridge {cfg.BRIDGE} exists): "

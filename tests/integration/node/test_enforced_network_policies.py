@@ -124,7 +124,7 @@ def net(coinfeed_release: Release) -> Iterator[Net]:
     try:
         yield Net(kube)
     finally:
-        kube.kubectl("delete", "namespace", OUTSIDE, "--wait=false", check=False)
+        kube.kubectl("delete", "namespace", OUTSIDE, "--timeout=120s", check=False)
         kube.kubectl("-n", NAMESPACE, "delete", "pod", "prober", "np-producer", "np-driver",
                      "np-executor", "--wait=false", check=False)  # fmt: skip
 
@@ -146,6 +146,8 @@ def assert_policy_is_what_refuses(net: Net, policy: str, prober_ns: str, target:
 
 def test_brokers_take_clients_of_their_namespace_on_the_client_port_only(net: Net) -> None:
     broker = net.ip("coinfeed-kafka-0")
+    # A new pod's rules follow within about a second of its start (localnode/netpol.py polls).
+    net.wait_probe(NAMESPACE, f"{broker}:9092", "ok")
     inside = net.probe(NAMESPACE, f"{broker}:9092", f"{broker}:9093")
     assert inside == {f"{broker}:9092": "ok", f"{broker}:9093": "refused"}  # client / inter-broker
     assert_policy_is_what_refuses(net, "coinfeed-kafka-brokers", OUTSIDE, f"{broker}:9092")
@@ -175,28 +177,35 @@ def test_operator_metrics_only_inside_the_namespace(net: Net) -> None:
         if p["name"] == "metrics"
     )
     target = f"{pod['status']['podIP']}:{port}"
-    assert net.probe(NAMESPACE, target)[target] == "ok"
+    net.wait_probe(NAMESPACE, target, "ok")
     assert_policy_is_what_refuses(net, "coinfeed-operator", OUTSIDE, target)
 
 
 def test_producers_serve_only_their_metrics_port(net: Net) -> None:
     ip = net.ip("np-producer")
-    assert net.probe(NAMESPACE, f"{ip}:9400") == {f"{ip}:9400": "ok"}
+    net.wait_probe(NAMESPACE, f"{ip}:9400", "ok")
     assert_policy_is_what_refuses(net, "coinfeed-producers", NAMESPACE, f"{ip}:9401")
     assert_policy_is_what_refuses(net, "coinfeed-producers", OUTSIDE, f"{ip}:9400")
 
 
 def test_spark_driver_and_executors_talk_only_to_each_other(net: Net) -> None:
     driver, executor = net.ip("np-driver"), net.ip("np-executor")
-    got = net.kube.kubectl(
-        "-n", NAMESPACE, "exec", "np-executor", "--", "python", "-c", PROBE,
-        f"{driver}:7078", f"{driver}:7079",
-    ).stdout  # fmt: skip
-    assert json.loads(got) == {f"{driver}:7078": "ok", f"{driver}:7079": "ok"}
-    got = net.kube.kubectl(
-        "-n", NAMESPACE, "exec", "np-driver", "--", "python", "-c", PROBE, f"{executor}:7079"
-    ).stdout
-    assert json.loads(got) == {f"{executor}:7079": "ok"}
+
+    def probe_from(pod: str, *targets: str) -> dict[str, str]:
+        out = net.kube.kubectl(
+            "-n", NAMESPACE, "exec", pod, "--", "python", "-c", PROBE, *targets
+        ).stdout  # fmt: skip
+        result: dict[str, str] = json.loads(out)
+        return result
+
+    both = (f"{driver}:7078", f"{driver}:7079")
+    net.kube.wait_until(
+        "executor -> driver allowed",
+        lambda: set(probe_from("np-executor", *both).values()) == {"ok"},
+        timeout=30,
+        interval=1,
+    )
+    assert probe_from("np-driver", f"{executor}:7079") == {f"{executor}:7079": "ok"}
     assert_policy_is_what_refuses(net, "coinfeed-hourly", NAMESPACE, f"{driver}:7078")
     assert_policy_is_what_refuses(net, "coinfeed-hourly-executors", NAMESPACE, f"{executor}:7079")
 
@@ -208,5 +217,5 @@ def test_pushgateway_only_inside_the_namespace(net: Net) -> None:
         if pod_ready(p)
     ]
     target = f"{pod['status']['podIP']}:9091"
-    assert net.probe(NAMESPACE, target)[target] == "ok"
+    net.wait_probe(NAMESPACE, target, "ok")
     assert_policy_is_what_refuses(net, "coinfeed-pushgateway", OUTSIDE, target)
