@@ -532,6 +532,62 @@ def test_a_failing_run_turns_the_feed_not_ready_with_the_reason_and_a_good_run_h
         assert condition(f, "Ready")["status"] == "True"
 
 
+K8S_MASTER = "k8s://https://kubernetes.default.svc"
+
+
+def set_spark_master(kube: Kube, master: str) -> None:
+    """helm upgrade (other values kept); waits until the operator has rewritten the CronJobs."""
+    kube.helm(
+        "upgrade", "coinfeed", str(REPO / "charts" / "coinfeed"), "-n", NAMESPACE,
+        "--reuse-values", "--set", f"operator.spark.master={master}",
+        "--set", "operator.spark.executor.instances=1", "--wait", "--timeout", "5m",
+    )  # fmt: skip
+
+    def rewritten() -> bool:
+        for coin in ("btc", "eth"):
+            for cj in cronjobs_for(kube, coin):
+                c = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+                if (K8S_MASTER in c["command"]) != bool(master):
+                    return False
+        return True
+
+    kube.wait_until(f"CronJobs with master {master or 'local'}", rewritten, timeout=180)
+
+
+def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds: Feeds) -> None:
+    kube = feeds.kube
+    before = {c: hourly_rows(kube, c) for c in ("btc", "eth")}
+    set_spark_master(kube, K8S_MASTER)
+    try:
+        started = datetime.now(UTC)
+        names = _trigger_all(kube, "e2e-k8s", wait=False)
+
+        def executors() -> list[dict[str, Any]]:
+            return [
+                p
+                for p in kube.pods(NAMESPACE, "app.kubernetes.io/component=hourly-executor")
+                if p["status"].get("phase") == "Running"
+            ]
+
+        # Spark deletes its executor pods when the application ends: look while it runs.
+        seen = kube.wait_until("executor pods running", executors, timeout=600, interval=2)
+        for pod in seen:
+            ctx = pod["spec"]["securityContext"]
+            assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == 185, ctx
+            container = pod["spec"]["containers"][0]
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert pod["spec"].get("automountServiceAccountToken") is False
+        outcomes = {name: job_outcome(kube, job_name(name, "e2e-k8s")) for name in names}
+        finished = datetime.now(UTC)
+        assert set(outcomes.values()) == {"Complete"}, outcomes
+        for coin in ("btc", "eth"):
+            assert_lake_matches_sample(kube, coin, feeds.applied, started, finished)
+            after = hourly_rows(kube, coin)
+            assert after[: len(before[coin])] == before[coin]
+    finally:
+        set_spark_master(kube, "")
+
+
 FAKES = {
     "fake_jetstream.py": REPO / "tests" / "unit" / "producers" / "fake_jetstream.py",
     "fake_apis_pod.py": REPO / "tests" / "support" / "fake_apis_pod.py",
