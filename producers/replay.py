@@ -86,13 +86,20 @@ def _floor_hour(t: datetime) -> datetime:
 
 def rebase_shift(mode: Rebase, span: tuple[datetime, datetime] | None, now: datetime) -> timedelta:
     """How far to move every event time: ``start`` puts the first record at now, ``end`` the last;
-    ``hour`` moves by whole hours so the last record falls in the hour before now's (the newest
+    ``hour`` moves by whole hours so the file's hours end with the hour before now's (the newest
     closed hour). Whole hours keep every record in the same minute of its hour, so each replayed
-    hour aggregates exactly like the file's hour: what a replay feed on a cluster relies on."""
+    hour aggregates exactly like the file's hour: what a replay feed on a cluster relies on.
+
+    ``hour`` counts from the file's first hour: the span is rounded up to whole hours, so files
+    covering the same hours move together even if one has a record on the closing boundary (a
+    price tick stamped 00:00 that closes the last minute) and another does not.
+    """
     if mode == "none" or span is None:
         return timedelta(0)
     if mode == "hour":
-        return _floor_hour(now) - HOUR - _floor_hour(span[1])
+        first_hour = _floor_hour(span[0])
+        hours = -((first_hour - span[1]) // HOUR)  # ceil((last - first_hour) / 1 h)
+        return _floor_hour(now) - max(hours, 1) * HOUR - first_hour
     anchor = span[0] if mode == "start" else span[1]
     return now - anchor
 

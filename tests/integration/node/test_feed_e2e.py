@@ -387,14 +387,18 @@ def test_records_of_both_kinds_reach_the_brokers_and_a_deleted_producer_loses_no
 
 
 def sample_shift(coin: str, applied: datetime) -> timedelta:
-    """How far the replay moved the sample: its last hour to the hour before ``applied``'s."""
-    last = {
-        kind: floor_hour(max(ts(r[field]) for r in sample_records(f"{coin}-{kind}.jsonl.gz")))
-        for kind, field in (("prices", "ts"), ("tweets", "created_at"))
-    }
-    # Each producer moves its own file: the two files must end in the same hour.
-    assert last["prices"] == last["tweets"], last
-    return floor_hour(applied) - HOUR - last["prices"]
+    """How far the replay moved the sample (producers/replay.py, rebase ``hour``): the files'
+    hours end with the hour before ``applied``'s."""
+    from coinfeed.producers.replay import rebase_shift
+
+    shifts = {}
+    for kind, field in (("prices", "ts"), ("tweets", "created_at")):
+        times = [ts(r[field]) for r in sample_records(f"{coin}-{kind}.jsonl.gz")]
+        shifts[kind] = rebase_shift("hour", (min(times), max(times)), applied)
+    # Each producer moves its own file: both must move the same whole hours.
+    assert shifts["prices"] == shifts["tweets"], shifts
+    assert shifts["prices"] % HOUR == timedelta(0)
+    return shifts["prices"]
 
 
 def newest_closed(applied: datetime, started: datetime) -> datetime:

@@ -18,6 +18,10 @@ def test_hour_rebase_moves_whole_hours_to_the_hour_before_now() -> None:
     shift = rebase_shift("hour", span, now)
     assert shift % timedelta(hours=1) == timedelta(0)
     assert span[1] + shift == datetime(2026, 11, 28, 9, 59, tzinfo=UTC)
+    # A price file of the same hours ends with a tick stamped on the closing boundary (00:00, the
+    # close of the last minute): it moves exactly as far, so the two streams stay aligned.
+    prices = (datetime(2025, 3, 3, 0, 1, tzinfo=UTC), datetime(2025, 3, 5, 0, 0, tzinfo=UTC))
+    assert rebase_shift("hour", prices, now) == shift
     # "end" (kept as it was) puts the last record at now, splitting hours differently.
     assert span[1] + rebase_shift("end", span, now) == now
 
