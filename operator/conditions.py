@@ -98,10 +98,23 @@ def producers_condition(
     )
 
 
-def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> Condition:
+def aggregation_condition(
+    cronjob: Mapping[str, Any] | None, schedule: str, suspended: bool = False
+) -> Condition:
+    """``cronjob``: the shared hourly CronJob that runs this feed's coin, if any."""
+    if suspended:
+        return Condition(
+            AGGREGATION_SCHEDULED,
+            False,
+            "Suspended",
+            "the feed is suspended: its coin is left out of the shared hourly job",
+        )
     if cronjob is None:
         return Condition(
-            AGGREGATION_SCHEDULED, False, "CronJobMissing", "the hourly CronJob does not exist"
+            AGGREGATION_SCHEDULED,
+            False,
+            "CronJobMissing",
+            "no hourly CronJob runs this feed's coin yet",
         )
     if (cronjob.get("spec") or {}).get("suspend"):
         return Condition(
@@ -110,11 +123,12 @@ def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> C
     # Scheduled says only that runs will start; LastRunSucceeded says how the last one went.
     last = (cronjob.get("status") or {}).get("lastScheduleTime")
     started = f"; last started {last}" if last else "; not started yet"
+    name = (cronjob.get("metadata") or {}).get("name", "")
     return Condition(
         AGGREGATION_SCHEDULED,
         True,
         "Scheduled",
-        f"hourly aggregation runs at {schedule!r} (UTC){started}",
+        f"hourly aggregation runs at {schedule!r} (UTC) in shared CronJob {name}{started}",
     )
 
 
