@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from coinfeed.operator import lastrun
-from coinfeed.operator.desired import group_cronjob, group_children
+from coinfeed.operator.desired import group_children, group_cronjob
 from coinfeed.operator.groups import GROUP_LABEL, cronjob_of, plan_groups
 from coinfeed.operator.reconcile import reconcile_hourly
 from coinfeed.operator.settings import (
@@ -250,7 +250,7 @@ def test_k8s_master_keeps_one_executor_template_per_shared_cronjob() -> None:
     feeds = [feed("a", "btc"), feed("b", "eth")]
     reconcile_hourly("feeds", feeds, k8s, kube)
     (group,) = plan_groups(feeds, 30)
-    template, cron = group_children(group, k8s)
+    template, _cron = group_children(group, k8s)
     assert kube.get("ConfigMap", "feeds", template["metadata"]["name"]) is not None
     # Back to local mode: the template goes; the last feed gone: the CronJob and template go.
     reconcile_hourly("feeds", feeds, SETTINGS, kube)
