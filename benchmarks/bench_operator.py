@@ -1,6 +1,13 @@
 """Operator throughput: apply 1, 10 and 100 CoinFeeds at once against a real kube-apiserver and a
 real 3-broker Kafka; time until every feed is Ready (p50/p95 per feed) and the operator's peak RSS.
 
+Shared hourly jobs: for 100 feeds on one schedule, Spark applications per hour (shared CronJobs,
+counted on the API server after the run and planned by ``groups.plan_groups``) and JVM-seconds per
+hour, against one application per feed (the baseline, ``maxCoinsPerJob=1``). JVM-seconds come from
+real runs of the hourly job in the same run (local mode: one JVM per application, so a run's wall
+time is its JVM-seconds) for 1 coin and for N coins with the same small hour each; a run is
+modelled as fixed cost S + N x per-coin cost w fitted to those two runs.
+
 Baseline, same run and same API server: the time kubectl takes to create as many ConfigMaps
 (``ready_s / baseline_s`` is the reported ratio). Producer availability is simulated the envtest
 way: a helper patches each Deployment's status as soon as it appears (no kubelet here). The feeds
@@ -112,6 +119,54 @@ def ready_times(custom: Any, names: set[str], started: float, timeout: float) ->
     return seen
 
 
+def shared_job_figures(
+    bootstrap: str, work: Path, job_coins: int, tweets: int, ticks: int, feeds: int = 100
+) -> dict[str, Any]:
+    """Applications and JVM-seconds per hour for ``feeds`` feeds on one schedule, shared jobs vs
+    one application per feed, from two real job runs (1 coin, ``job_coins`` coins)."""
+    from benchmarks.bench_spark import generate, produce, run_job
+    from coinfeed.operator.groups import plan_groups
+    from coinfeed.operator.settings import OperatorSettings
+
+    coins = [f"jvm{i}" for i in range(job_coins)]
+    for i, coin in enumerate(coins):
+        produce(bootstrap, coin, *generate(coin, tweets, ticks, seed=i))
+    one_s, _ = run_job(bootstrap, coins[0], work / "lake-1", cores=2)
+    many_s, _ = run_job(bootstrap, ",".join(coins), work / "lake-n", cores=2)
+    per_coin = max(0.0, (many_s - one_s) / (job_coins - 1))
+    fixed = max(0.0, one_s - per_coin)
+
+    prices = {"source": "binance", "pair": "X/USDT"}
+    docs: list[dict[str, Any]] = [
+        {
+            "metadata": {"name": f"f{i}", "namespace": "n", "uid": str(i)},
+            "spec": {"coin": f"c{i}", "prices": prices},
+        }
+        for i in range(feeds)
+    ]
+    shared = plan_groups(docs, OperatorSettings().hourly_max_coins_per_job)
+    baseline = plan_groups(docs, 1)
+    baseline_jvm_s = len(baseline) * one_s  # measured: one 1-coin application per feed
+    shared_jvm_s = sum(fixed + len(g.members) * per_coin for g in shared)
+    return {
+        "feeds": feeds,
+        "job_coins_measured": job_coins,
+        "tweets_per_coin_hour": tweets,
+        "ticks_per_coin_hour": ticks,
+        "run_1_coin_s": round(one_s, 2),
+        f"run_{job_coins}_coins_s": round(many_s, 2),
+        "fixed_s_per_application": round(fixed, 2),
+        "per_coin_s": round(per_coin, 2),
+        "applications_per_hour_shared": len(shared),
+        "applications_per_hour_baseline": len(baseline),
+        "jvm_s_per_hour_shared": round(shared_jvm_s, 1),
+        "jvm_s_per_hour_baseline": round(baseline_jvm_s, 1),
+        "ratio_jvm_s_baseline_to_shared": round(baseline_jvm_s / shared_jvm_s, 1)
+        if shared_jvm_s
+        else None,
+    }
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -123,6 +178,13 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench_operator", description=__doc__)
     p.add_argument("--quick", action="store_true", help="1 and 10 feeds only")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "bench" / "operator.json")
+    p.add_argument(
+        "--job-coins", type=int, default=4, help="coins of the N-coin job run (default 4)"
+    )
+    p.add_argument("--job-tweets", type=int, default=2_000, help="tweets per coin and hour")
+    p.add_argument(
+        "--no-jobs", action="store_true", help="skip the real hourly job runs (JVM-seconds)"
+    )
     args = p.parse_args(argv)
     sizes = [1, 10] if args.quick else [1, 10, 100]
 
@@ -140,6 +202,7 @@ def main(argv: list[str]) -> int:
         tie_to_parent=True,
     )
     results: list[dict[str, Any]] = []
+    shared: dict[str, Any] = {}
     op: harness.OperatorProcess | None = None
     kubelet: Kubelet | None = None
     try:
@@ -204,6 +267,32 @@ def main(argv: list[str]) -> int:
                     f"{row['operator_peak_rss_mb']} MB",
                     flush=True,
                 )
+            # Every feed above follows the default schedule: they share CronJobs.
+            crons = client.BatchV1Api(api_client).list_namespaced_cron_job(
+                NAMESPACE, label_selector="coinfeed.io/hourly-group"
+            )
+            shared["live_feeds"] = sum(sizes)
+            shared["live_shared_cronjobs"] = len(crons.items)
+        if op is not None:
+            op.stop()  # the job runs below need the two cores more than it does
+        if not args.no_jobs:
+            shared.update(
+                shared_job_figures(
+                    kafka.bootstrap, work, args.job_coins, args.job_tweets, ticks=360
+                )
+            )
+            print(
+                f"{shared['feeds']} feeds on one schedule: {shared['applications_per_hour_shared']}"
+                f" Spark application(s)/hour vs {shared['applications_per_hour_baseline']} "
+                f"(one per feed); JVM-s/hour {shared['jvm_s_per_hour_shared']} vs "
+                f"{shared['jvm_s_per_hour_baseline']} = "
+                f"{shared['ratio_jvm_s_baseline_to_shared']}x fewer (runs: 1 coin "
+                f"{shared['run_1_coin_s']}s, {args.job_coins} coins "
+                f"{shared[f'run_{args.job_coins}_coins_s']}s; S={shared['fixed_s_per_application']}s"
+                f" + {shared['per_coin_s']}s/coin); live: {shared['live_shared_cronjobs']} shared "
+                f"CronJob(s) for {shared['live_feeds']} feeds",
+                flush=True,
+            )
     finally:
         if kubelet is not None:
             kubelet.stop.set()
@@ -211,7 +300,10 @@ def main(argv: list[str]) -> int:
             op.stop()
         kafka.down()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "operator", "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"benchmark": "operator", "results": results, "shared_hourly": shared}, indent=2)
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0 if results and all(r["ready"] == r["feeds"] for r in results) else 1
 
