@@ -273,6 +273,8 @@ def main(argv: list[str]) -> int:
             )
             shared["live_feeds"] = sum(sizes)
             shared["live_shared_cronjobs"] = len(crons.items)
+            kubelet.stop.set()  # before the API server goes
+            kubelet.join(timeout=5)
         if op is not None:
             op.stop()  # the job runs below need the two cores more than it does
         if not args.no_jobs:

@@ -14,6 +14,8 @@ from typing import Any, Final, Literal
 
 TOPICS_READY: Final = "TopicsReady"
 PRODUCERS_READY: Final = "ProducersReady"
+# False (reason GeoBlocked) when a producer stopped because its source refuses this location.
+SOURCE_AVAILABLE: Final = "SourceAvailable"
 AGGREGATION_SCHEDULED: Final = "AggregationScheduled"
 LAST_RUN_SUCCEEDED: Final = "LastRunSucceeded"
 # True when another CoinFeed already follows this feed's coin: this one then owns nothing.
@@ -23,6 +25,7 @@ ORDER: Final = (
     CONFLICT,
     TOPICS_READY,
     PRODUCERS_READY,
+    SOURCE_AVAILABLE,
     AGGREGATION_SCHEDULED,
     LAST_RUN_SUCCEEDED,
     READY,
@@ -96,6 +99,45 @@ def producers_condition(
     return Condition(
         PRODUCERS_READY, False, reason, "; ".join(f"{n}: {why}" for n, why in bad.items())
     )
+
+
+PRODUCER_CONTAINER: Final = "producer"  # desired.producer_deployment's container
+
+
+def source_refusals(pods: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """What producers that are not ready said when they stopped (``coinfeed.producer_status``
+    termination messages), one per producer kind: e.g. GeoBlocked with the source's name."""
+    from coinfeed.producer_status import parse_termination_message
+
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") != PRODUCER_CONTAINER or cs.get("ready"):
+                continue
+            term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get(
+                "terminated"
+            )
+            said = parse_termination_message((term or {}).get("message"))
+            if said is None:
+                continue
+            at = str((term or {}).get("finishedAt") or "")
+            kind = said["producer"]
+            if kind not in found or at > found[kind][0]:
+                found[kind] = (at, said)
+    return [found[k][1] for k in sorted(found)]
+
+
+def source_condition(refusals: Sequence[Mapping[str, str]]) -> Condition:
+    if not refusals:
+        return Condition(
+            SOURCE_AVAILABLE, True, "NotRefused", "no producer reported its source refusing it"
+        )
+    first = refusals[0]
+    text = "; ".join(
+        f"{r.get('producer')} source {r.get('source', '?')}: {r.get('message', '')}"
+        for r in refusals
+    )
+    return Condition(SOURCE_AVAILABLE, False, first.get("reason", "SourceRefused"), text)
 
 
 def aggregation_condition(

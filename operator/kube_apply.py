@@ -175,6 +175,18 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+        """The feed's producer pods (their termination messages say why a producer stopped)."""
+        from coinfeed.operator.desired import FEED_LABEL
+
+        resp = self.core.list_namespaced_pod(
+            namespace,
+            label_selector=f"{FEED_LABEL}={feed},app.kubernetes.io/name=coinfeed-producer",
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         """The pods one Job started (their termination messages hold the job's summary)."""
         from coinfeed.operator.lastrun import JOB_NAME_LABEL

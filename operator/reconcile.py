@@ -63,6 +63,7 @@ class ChildApplier(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def delete(self, kind: str, namespace: str, name: str) -> bool: ...
     def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]: ...
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]: ...
     def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]: ...
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]: ...
 
@@ -307,8 +308,15 @@ def status_from_children(
             else cond.Condition(cond.TOPICS_READY, False, "Unknown", "not yet reconciled")
         )
     run = observe_last_run(feed, name, namespace, kube, cron, old_status)
+    # Pods are read only while a producer is unavailable: a healthy feed costs no list call.
+    unavailable = not feed.suspend and not all(
+        cond.deployment_available(d)[0] for d in deps.values()
+    )
+    refusals = cond.source_refusals(kube.list_producer_pods(namespace, name)) if unavailable else []
     parts = [
         topics_c,
+        # Before ProducersReady: a refusal is why they are unavailable, so Ready names it.
+        cond.source_condition(refusals),
         cond.producers_condition(deps, feed.suspend),
         cond.aggregation_condition(cron, feed.aggregation.schedule, feed.suspend),
         lastrun.last_run_condition(run),

@@ -182,6 +182,9 @@ class FakeKube:
     def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]:
         return self.jobs
 
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+        return []
+
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         self.pod_lists += 1
         return self.pods.get(job, [])
