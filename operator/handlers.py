@@ -102,6 +102,10 @@ def reconcile_body(
     if hourly:
         reconcile_namespace_hourly(ctx, meta["namespace"])
     owner = claims.coin_owner(body, ctx.all_feeds() if feeds is None else feeds)
+    if owner is not None and feeds is not None:
+        # A conflict removes this feed's children: decide it on a fresh list, not the drift
+        # round's (the owner may have been deleted since).
+        owner = claims.coin_owner(body, ctx.all_feeds())
     with ctx.lock(meta["namespace"], meta["name"]):
         started = time.perf_counter()
         old = dict(body.get("status") or {})
