@@ -146,3 +146,20 @@ def test_a_geo_blocked_source_is_the_reason_the_feed_is_not_ready() -> None:
     # Healthy producers: no pod list at all, and the source condition is True.
     healthy = Kube([_pod(BLOCKED)], available=True)
     assert _status(healthy)["SourceAvailable"]["status"] == "True" and healthy.pod_lists == 0
+
+
+def test_the_x_api_answering_451_refuses_too(httpserver: HTTPServer) -> None:
+    from tests.unit.producers.fakes import FakeX, Scripted
+    from tests.unit.producers.test_producer_live_sources import _x, requests_total
+
+    fake = FakeX()
+    fake.script.append(Scripted(451, b'{"title": "Unavailable For Legal Reasons"}'))
+    src, m, _ = _x(httpserver, fake)
+    assert src.poll().records == []
+    assert "X API answers HTTP 451" in src.refused and "bluesky" in src.refused
+    assert requests_total(m, "geo_blocked") == 1 and requests_total(m, "client_error") == 0
+    # Any other refusal (403, 404, ...) stays a client error that the next poll may not repeat.
+    fake.script.append(Scripted(403, b'{"title": "Forbidden"}'))
+    other, m2, _ = _x(httpserver, fake)
+    other.poll()
+    assert other.refused == "" and requests_total(m2, "client_error") == 1
