@@ -43,6 +43,11 @@ class Context:
     locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
+    # Shared hourly CronJob passes per namespace: requested (tickets) and started (the newest
+    # ticket a pass has covered), so a burst of feed events costs a few passes, not one each.
+    hourly_requested: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hourly_started: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hourly_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock(self, namespace: str, name: str) -> threading.Lock:
         # One reconcile per feed at a time (kopf handlers and the drift loop run in threads).
@@ -65,8 +70,18 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
 
 def reconcile_namespace_hourly(ctx: Context, namespace: str) -> None:
     """Bring the namespace's shared hourly CronJobs in line with its feeds (one at a time per
-    namespace, from a fresh list: a stale one could drop a feed that has just joined)."""
+    namespace, from a fresh list: a stale one could drop a feed that has just joined).
+
+    A pass that started after this call was made lists every feed this call knows of: when one
+    has completed by the time the lock is ours, there is nothing left to do."""
+    with ctx.hourly_guard:
+        ctx.hourly_requested[namespace] += 1
+        ticket = ctx.hourly_requested[namespace]
     with ctx.lock(namespace, ""):  # "" is no feed's name
+        with ctx.hourly_guard:
+            if ctx.hourly_started[namespace] >= ticket:
+                return
+            ctx.hourly_started[namespace] = ctx.hourly_requested[namespace]
         try:
             feeds = ctx.all_feeds()
         except Exception:
