@@ -329,3 +329,43 @@ def test_runs_from_before_a_feed_joined_are_not_its_runs() -> None:
     assert lastrun.newest_finished_job(jobs, "cron", "eth")["metadata"]["name"] == "j1"  # type: ignore[index]
     assert lastrun.newest_finished_job(jobs, "cron", "sol") is None
     assert lastrun.job_coins(jobs[0]) == {"btc", "eth"}
+
+
+def test_a_burst_of_feed_events_costs_few_passes_and_misses_no_feed() -> None:
+    import threading
+    import time
+    from typing import cast
+
+    from coinfeed.operator.handlers import Context, reconcile_namespace_hourly
+
+    class SlowKube(FakeKube):
+        def __init__(self) -> None:
+            super().__init__()
+            self.feeds = [feed("a", "btc")]
+            self.passes = 0
+
+        def list_feeds(self, namespace: str | None) -> list[dict[str, Any]]:
+            self.passes += 1
+            time.sleep(0.2)  # a pass takes a while: the others queue up meanwhile
+            return list(self.feeds)
+
+        def post_event(self, *_: Any) -> None:
+            return None
+
+    kube = SlowKube()
+    ctx = Context(
+        settings=SETTINGS, kafka=cast(Any, None), kube=cast(Any, kube), metrics=cast(Any, None)
+    )
+    threads = [
+        threading.Thread(target=reconcile_namespace_hourly, args=(ctx, "feeds")) for _ in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= kube.passes <= 2, kube.passes
+    # A feed that appears after those passes is picked up by the next request.
+    kube.feeds.append(feed("b", "eth", created="2026-01-01T00:00:05Z"))
+    reconcile_namespace_hourly(ctx, "feeds")
+    (cron,) = _crons(kube)
+    assert _coins(cron) == "btc,eth"
