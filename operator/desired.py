@@ -508,10 +508,10 @@ def group_cronjob(group: HourlyGroup, settings: OperatorSettings) -> Obj:
                 "metadata": {"labels": lbls},
                 "spec": {
                     "backoffLimit": 2,
-                    # Exit 1 means some coin failed and its error is in the summary: retrying
-                    # would rerun every other coin of the group for nothing (the next run's
-                    # lookback and gap search redo that coin's hours). Exit 2 is a usage error.
-                    # Crashes (OOM, signals) and evictions are still retried.
+                    # Exit 1: some coin failed (its error is in the summary) or the run raised;
+                    # retrying would rerun every other coin of the group for nothing (the next
+                    # run's lookback and gap search redo those hours). Exit 2: a usage error.
+                    # Kills (OOM, signals) are still retried; evictions do not count.
                     "podFailurePolicy": {
                         "rules": [
                             {
