@@ -192,7 +192,9 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         from benchmarks import bench_operator
 
-        bench_operator.main(["--sizes", ",".join(map(str, sizes)), "--out", f"{tmp}/op.json"])
+        bench_operator.main(
+            ["--sizes", ",".join(map(str, sizes)), "--no-jobs", "--out", f"{tmp}/op.json"]
+        )
         process = {r["feeds"]: r for r in json.loads(Path(f"{tmp}/op.json").read_text())["results"]}
     for row in feed_rows:
         base_row = process.get(int(row["feeds"]), {})

@@ -1,6 +1,13 @@
 """Operator throughput: apply 1, 10 and 100 CoinFeeds at once against a real kube-apiserver and a
 real 3-broker Kafka; time until every feed is Ready (p50/p95 per feed) and the operator's peak RSS.
 
+Shared hourly jobs: for 100 feeds on one schedule, Spark applications per hour (shared CronJobs,
+counted on the API server after the run and planned by ``groups.plan_groups``) and JVM-seconds per
+hour, against one application per feed (the baseline, ``maxCoinsPerJob=1``). JVM-seconds come from
+real runs of the hourly job in the same run (local mode: one JVM per application, so a run's wall
+time is its JVM-seconds): one over N coins with the same small hour each, split by the job's own
+per-coin report, and one over 1 coin (see ``shared_job_figures``).
+
 Baseline, same run and same API server: the time kubectl takes to create as many ConfigMaps
 (``ready_s / baseline_s`` is the reported ratio). Producer availability is simulated the envtest
 way: a helper patches each Deployment's status as soon as it appears (no kubelet here). The feeds
@@ -12,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -112,6 +121,84 @@ def ready_times(custom: Any, names: set[str], started: float, timeout: float) ->
     return seen
 
 
+def run_hourly(bootstrap: str, coins: list[str], lake: Path) -> tuple[float, list[float]]:
+    """One real application of the hourly job (local mode: one JVM) over ``coins`` for the
+    benchmark hour: its wall seconds and each coin's own seconds from the job's per-coin report
+    (in the order run)."""
+    from benchmarks.bench_spark import HOUR, NOW
+
+    hour = f"{HOUR:%Y-%m-%dT%H}"
+    cmd = [
+        *(sys.executable, "-m", "coinfeed", "hourly", "--coin", ",".join(coins)),
+        *("--bootstrap", bootstrap, "--lake", str(lake), "--from", hour, "--to", hour),
+        *("--now", NOW.isoformat(), "--master", "local[2]", "--shuffle-partitions", "4"),
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"hourly job failed: {done.stderr[-3000:]}")
+    reports = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith('{"')]
+    return wall, [float(r["duration_seconds"]) for r in reports if r.get("summary") == "hourly"]
+
+
+def shared_job_figures(
+    bootstrap: str, work: Path, job_coins: int, tweets: int, ticks: int, feeds: int = 100
+) -> dict[str, Any]:
+    """Applications and JVM-seconds per hour for ``feeds`` feeds on one schedule, shared jobs vs
+    one application per feed, from two real job runs (``job_coins`` coins, then 1 coin).
+
+    The N-coin run's own per-coin report splits its wall time: the first coin (which also pays
+    the session's warm-up) and the mean of the others (a coin added to a running application).
+    An application of n coins is modelled as (wall - others) + (n - 1) x mean(others); one
+    application per feed is the 1-coin run's measured wall time."""
+    from benchmarks.bench_spark import generate, produce
+    from coinfeed.operator.groups import plan_groups
+    from coinfeed.operator.settings import OperatorSettings
+
+    coins = [f"jvm{i}" for i in range(job_coins)]
+    for i, coin in enumerate(coins):
+        produce(bootstrap, coin, *generate(coin, tweets, ticks, seed=i))
+    # The N-coin run first: whatever the first run warms (page cache, bytecode) favours the
+    # baseline's 1-coin run, not the shared one.
+    many_s, per_coin = run_hourly(bootstrap, coins, work / "lake-n")
+    one_s, _ = run_hourly(bootstrap, coins[:1], work / "lake-1")
+    others = per_coin[1:]
+    added_coin_s = sum(others) / len(others) if others else 0.0
+    first_app_s = many_s - sum(others)  # start + first coin + stop, within the N-coin run
+
+    prices = {"source": "binance", "pair": "X/USDT"}
+    docs: list[dict[str, Any]] = [
+        {
+            "metadata": {"name": f"f{i}", "namespace": "n", "uid": str(i)},
+            "spec": {"coin": f"c{i}", "prices": prices},
+        }
+        for i in range(feeds)
+    ]
+    shared = plan_groups(docs, OperatorSettings().hourly_max_coins_per_job)
+    baseline = plan_groups(docs, 1)
+    baseline_jvm_s = len(baseline) * one_s
+    shared_jvm_s = sum(first_app_s + (len(g.members) - 1) * added_coin_s for g in shared)
+    return {
+        "feeds": feeds,
+        "job_coins_measured": job_coins,
+        "tweets_per_coin_hour": tweets,
+        "ticks_per_coin_hour": ticks,
+        "run_1_coin_s": round(one_s, 2),
+        "run_n_coins_s": round(many_s, 2),
+        "run_n_coins_per_coin_s": [round(d, 2) for d in per_coin],
+        "application_with_first_coin_s": round(first_app_s, 2),
+        "added_coin_s": round(added_coin_s, 2),
+        "applications_per_hour_shared": len(shared),
+        "applications_per_hour_baseline": len(baseline),
+        "jvm_s_per_hour_shared": round(shared_jvm_s, 1),
+        "jvm_s_per_hour_baseline": round(baseline_jvm_s, 1),
+        "ratio_jvm_s_baseline_to_shared": round(baseline_jvm_s / shared_jvm_s, 1)
+        if shared_jvm_s
+        else None,
+    }
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -124,8 +211,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true", help="1 and 10 feeds only")
     p.add_argument("--sizes", default="", help="comma-separated feed counts (overrides --quick)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "bench" / "operator.json")
+    p.add_argument(
+        "--job-coins", type=int, default=4, help="coins of the N-coin job run (default 4)"
+    )
+    p.add_argument("--job-tweets", type=int, default=2_000, help="tweets per coin and hour")
+    p.add_argument(
+        "--no-jobs", action="store_true", help="skip the real hourly job runs (JVM-seconds)"
+    )
+    p.add_argument(
+        "--jobs-only", action="store_true", help="only the hourly job runs (no operator rounds)"
+    )
     args = p.parse_args(argv)
-    sizes = [1, 10] if args.quick else [1, 10, 100]
+    sizes = [] if args.jobs_only else [1, 10] if args.quick else [1, 10, 100]
     if args.sizes:
         sizes = [int(n) for n in args.sizes.split(",")]
 
@@ -143,70 +240,110 @@ def main(argv: list[str]) -> int:
         tie_to_parent=True,
     )
     results: list[dict[str, Any]] = []
+    shared: dict[str, Any] = {}
     op: harness.OperatorProcess | None = None
     kubelet: Kubelet | None = None
     try:
         kafka.up(timeout=240)
-        with KubeAPIServer(work / "apiserver") as api:
-            admin = api.admin_kubeconfig
-            harness.install_crd(admin)
-            harness.kubectl(admin, "create", "namespace", NAMESPACE)
-            harness.bind_operator_identity(admin, NAMESPACE)
-            metrics_port, liveness_port = free_ports(2)
-            op = harness.OperatorProcess(
-                kubeconfig=api.kubeconfig_for_service_account(NAMESPACE, harness.SA_NAME),
-                namespaces=[NAMESPACE],
-                bootstrap=kafka.bootstrap,
-                log_file=work / "operator.log",
-                metrics_port=metrics_port,
-                liveness_port=liveness_port,
-                drift_interval=60.0,
-            ).start()
-            api_client = config.new_client_from_config(str(admin))
-            custom = client.CustomObjectsApi(api_client)
-            kubelet = Kubelet(client.AppsV1Api(api_client))
-            kubelet.start()
-            harness.wait_for(
-                "CoinFeed discovery",
-                lambda: (
-                    harness.kubectl(admin, "get", "cf", "-n", NAMESPACE, check=False).returncode
-                    == 0
-                ),
-            )
-            for n in sizes:
-                rid = f"{n}"
-                t0 = time.monotonic()
-                harness.kubectl(
-                    admin, "apply", "-n", NAMESPACE, "-f", "-", input=configmap_manifests(rid, n)
+        if sizes:  # --jobs-only: no API server, no operator
+            with KubeAPIServer(work / "apiserver") as api:
+                admin = api.admin_kubeconfig
+                harness.install_crd(admin)
+                harness.kubectl(admin, "create", "namespace", NAMESPACE)
+                harness.bind_operator_identity(admin, NAMESPACE)
+                metrics_port, liveness_port = free_ports(2)
+                op = harness.OperatorProcess(
+                    kubeconfig=api.kubeconfig_for_service_account(NAMESPACE, harness.SA_NAME),
+                    namespaces=[NAMESPACE],
+                    bootstrap=kafka.bootstrap,
+                    log_file=work / "operator.log",
+                    metrics_port=metrics_port,
+                    liveness_port=liveness_port,
+                    drift_interval=60.0,
+                ).start()
+                api_client = config.new_client_from_config(str(admin))
+                custom = client.CustomObjectsApi(api_client)
+                kubelet = Kubelet(client.AppsV1Api(api_client))
+                kubelet.start()
+                harness.wait_for(
+                    "CoinFeed discovery",
+                    lambda: (
+                        harness.kubectl(admin, "get", "cf", "-n", NAMESPACE, check=False).returncode
+                        == 0
+                    ),
                 )
-                baseline = time.monotonic() - t0
+                for n in sizes:
+                    rid = f"{n}"
+                    t0 = time.monotonic()
+                    harness.kubectl(
+                        admin,
+                        "apply",
+                        "-n",
+                        NAMESPACE,
+                        "-f",
+                        "-",
+                        input=configmap_manifests(rid, n),
+                    )
+                    baseline = time.monotonic() - t0
 
-                names = {f"f{rid}-{i}" for i in range(n)}
-                t0 = time.monotonic()
-                harness.kubectl(
-                    admin, "apply", "-n", NAMESPACE, "-f", "-", input=feed_manifests(rid, n)
+                    names = {f"f{rid}-{i}" for i in range(n)}
+                    t0 = time.monotonic()
+                    harness.kubectl(
+                        admin, "apply", "-n", NAMESPACE, "-f", "-", input=feed_manifests(rid, n)
+                    )
+                    seen = ready_times(custom, names, t0, timeout=120 + 2 * n)
+                    total = max(seen.values()) if len(seen) == n else float("nan")
+                    per_feed = list(seen.values())
+                    row = {
+                        "feeds": n,
+                        "ready": len(seen),
+                        "all_ready_s": round(total, 3),
+                        "p50_s": round(percentile(per_feed, 0.5), 3) if per_feed else None,
+                        "p95_s": round(percentile(per_feed, 0.95), 3) if per_feed else None,
+                        "baseline_configmaps_s": round(baseline, 3),
+                        "ratio_all_ready_to_baseline": round(total / baseline, 1)
+                        if baseline
+                        else None,
+                        "operator_peak_rss_mb": round(peak_rss_mb(op.proc.pid), 1)
+                        if op.proc
+                        else None,
+                    }
+                    results.append(row)
+                    print(
+                        f"{n:>4} feeds: {row['ready']}/{n} Ready in {total:.2f}s "
+                        f"(p50 {row['p50_s']}s, p95 {row['p95_s']}s) = {row['ratio_all_ready_to_baseline']}x "
+                        f"the {baseline:.2f}s to create {n} ConfigMaps; operator peak RSS "
+                        f"{row['operator_peak_rss_mb']} MB",
+                        flush=True,
+                    )
+                # Every feed above follows the default schedule: they share CronJobs.
+                crons = client.BatchV1Api(api_client).list_namespaced_cron_job(
+                    NAMESPACE, label_selector="coinfeed.io/hourly-group"
                 )
-                seen = ready_times(custom, names, t0, timeout=120 + 2 * n)
-                total = max(seen.values()) if len(seen) == n else float("nan")
-                per_feed = list(seen.values())
-                row = {
-                    "feeds": n,
-                    "ready": len(seen),
-                    "all_ready_s": round(total, 3),
-                    "p50_s": round(percentile(per_feed, 0.5), 3) if per_feed else None,
-                    "p95_s": round(percentile(per_feed, 0.95), 3) if per_feed else None,
-                    "baseline_configmaps_s": round(baseline, 3),
-                    "ratio_all_ready_to_baseline": round(total / baseline, 1) if baseline else None,
-                    "operator_peak_rss_mb": round(peak_rss_mb(op.proc.pid), 1) if op.proc else None,
-                }
-                results.append(row)
-                print(
-                    f"{n:>4} feeds: {row['ready']}/{n} Ready in {total:.2f}s "
-                    f"(p50 {row['p50_s']}s, p95 {row['p95_s']}s) = {row['ratio_all_ready_to_baseline']}x "
-                    f"the {baseline:.2f}s to create {n} ConfigMaps; operator peak RSS "
-                    f"{row['operator_peak_rss_mb']} MB",
-                    flush=True,
+                shared["live_feeds"] = sum(sizes)
+                shared["live_shared_cronjobs"] = len(crons.items)
+                kubelet.stop.set()  # before the API server goes
+                kubelet.join(timeout=5)
+        if op is not None:
+            op.stop()  # the job runs below need the two cores more than it does
+        if not args.no_jobs:
+            shared.update(
+                shared_job_figures(
+                    kafka.bootstrap, work, args.job_coins, args.job_tweets, ticks=360
                 )
+            )
+            print(
+                f"{shared['feeds']} feeds on one schedule: {shared['applications_per_hour_shared']}"
+                f" Spark application(s)/hour vs {shared['applications_per_hour_baseline']} "
+                f"(one per feed); JVM-s/hour {shared['jvm_s_per_hour_shared']} vs "
+                f"{shared['jvm_s_per_hour_baseline']} = "
+                f"{shared['ratio_jvm_s_baseline_to_shared']}x fewer (runs: 1 coin "
+                f"{shared['run_1_coin_s']}s, {args.job_coins} coins {shared['run_n_coins_s']}s "
+                f"of which each added coin {shared['added_coin_s']}s); live: "
+                f"{shared.get('live_shared_cronjobs', '-')} shared CronJob(s) for "
+                f"{shared.get('live_feeds', '-')} feeds",
+                flush=True,
+            )
     finally:
         if kubelet is not None:
             kubelet.stop.set()
@@ -214,9 +351,13 @@ def main(argv: list[str]) -> int:
             op.stop()
         kafka.down()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "operator", "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"benchmark": "operator", "results": results, "shared_hourly": shared}, indent=2)
+        + "\n"
+    )
     print(f"wrote {args.out}")
-    return 0 if results and all(r["ready"] == r["feeds"] for r in results) else 1
+    ran = bool(results or shared)
+    return 0 if ran and all(r["ready"] == r["feeds"] for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Any, Final, Literal
 
 TOPICS_READY: Final = "TopicsReady"
 PRODUCERS_READY: Final = "ProducersReady"
+# False (reason GeoBlocked) when a producer stopped because its source refuses this location.
+SOURCE_AVAILABLE: Final = "SourceAvailable"
 AGGREGATION_SCHEDULED: Final = "AggregationScheduled"
 LAST_RUN_SUCCEEDED: Final = "LastRunSucceeded"
 # True when another CoinFeed already follows this feed's coin: this one then owns nothing.
@@ -23,6 +25,7 @@ ORDER: Final = (
     CONFLICT,
     TOPICS_READY,
     PRODUCERS_READY,
+    SOURCE_AVAILABLE,
     AGGREGATION_SCHEDULED,
     LAST_RUN_SUCCEEDED,
     READY,
@@ -98,10 +101,62 @@ def producers_condition(
     )
 
 
-def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> Condition:
+PRODUCER_CONTAINER: Final = "producer"  # desired.producer_deployment's container
+
+
+def source_refusals(pods: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """What producers that are not ready said when they stopped (``coinfeed.producer_status``
+    termination messages), one per producer kind: e.g. GeoBlocked with the source's name."""
+    from coinfeed.producer_status import parse_termination_message
+
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") != PRODUCER_CONTAINER or cs.get("ready"):
+                continue
+            term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get(
+                "terminated"
+            )
+            said = parse_termination_message((term or {}).get("message"))
+            if said is None:
+                continue
+            at = str((term or {}).get("finishedAt") or "")
+            kind = said["producer"]
+            if kind not in found or at > found[kind][0]:
+                found[kind] = (at, said)
+    return [found[k][1] for k in sorted(found)]
+
+
+def source_condition(refusals: Sequence[Mapping[str, str]]) -> Condition:
+    if not refusals:
+        return Condition(
+            SOURCE_AVAILABLE, True, "NotRefused", "no producer reported its source refusing it"
+        )
+    first = refusals[0]
+    text = "; ".join(
+        f"{r.get('producer')} source {r.get('source', '?')}: {r.get('message', '')}"
+        for r in refusals
+    )
+    return Condition(SOURCE_AVAILABLE, False, first.get("reason", "SourceRefused"), text)
+
+
+def aggregation_condition(
+    cronjob: Mapping[str, Any] | None, schedule: str, suspended: bool = False
+) -> Condition:
+    """``cronjob``: the shared hourly CronJob that runs this feed's coin, if any."""
+    if suspended:
+        return Condition(
+            AGGREGATION_SCHEDULED,
+            False,
+            "Suspended",
+            "the feed is suspended: its coin is left out of the shared hourly job",
+        )
     if cronjob is None:
         return Condition(
-            AGGREGATION_SCHEDULED, False, "CronJobMissing", "the hourly CronJob does not exist"
+            AGGREGATION_SCHEDULED,
+            False,
+            "CronJobMissing",
+            "no hourly CronJob runs this feed's coin yet",
         )
     if (cronjob.get("spec") or {}).get("suspend"):
         return Condition(
@@ -110,11 +165,12 @@ def aggregation_condition(cronjob: Mapping[str, Any] | None, schedule: str) -> C
     # Scheduled says only that runs will start; LastRunSucceeded says how the last one went.
     last = (cronjob.get("status") or {}).get("lastScheduleTime")
     started = f"; last started {last}" if last else "; not started yet"
+    name = (cronjob.get("metadata") or {}).get("name", "")
     return Condition(
         AGGREGATION_SCHEDULED,
         True,
         "Scheduled",
-        f"hourly aggregation runs at {schedule!r} (UTC){started}",
+        f"hourly aggregation runs at {schedule!r} (UTC) in shared CronJob {name}{started}",
     )
 
 

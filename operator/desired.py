@@ -14,6 +14,13 @@ import yaml
 
 from coinfeed import job_env as jenv
 from coinfeed import producer_env as penv
+from coinfeed.operator.groups import (
+    GROUP_LABEL,
+    HOURLY_JOB_LABEL,
+    HourlyGroup,
+    Member,
+    group_key,
+)
 from coinfeed.operator.settings import OperatorSettings, memory_mib
 from coinfeed.operator.spec import FeedSpec, parse_spec
 from coinfeed.topics import TOPIC_KINDS, topic_name
@@ -31,6 +38,7 @@ EXECUTOR_CONFIGMAP_SUFFIX: Final = "hourly-executor"
 EXECUTOR_TEMPLATE_DIR: Final = "/etc/coinfeed/spark"
 EXECUTOR_TEMPLATE_KEY: Final = "executor-pod.yaml"
 EXECUTOR_COMPONENT: Final = "hourly-executor"
+HOURLY_CONTAINER: Final = "hourly"
 HOUR_MS: Final = 3_600_000
 
 Obj = dict[str, Any]
@@ -281,20 +289,22 @@ def metrics_service(
     }
 
 
-def hourly_command(spec: FeedSpec, settings: OperatorSettings) -> list[str]:
+def hourly_command(group: HourlyGroup, settings: OperatorSettings) -> list[str]:
+    key = group.key
     cmd = [
         *settings.hourly_command,
+        # One Spark application for every coin of the group (the job takes a comma list).
         "--coin",
-        spec.coin,
+        ",".join(group.coins),
         "--lookback-hours",
-        str(spec.aggregation.lookback_hours),
+        str(key.lookback_hours),
         "--lake",
         settings.lake,
         "--bootstrap",
         settings.kafka_bootstrap,
         # Kafka keeps this many hours: the job looks for missed hours only that far back.
         "--retention-hours",
-        str(spec.topics.retention_hours),
+        str(key.retention_hours),
     ]
     if settings.pushgateway:
         cmd += ["--pushgateway", settings.pushgateway]
@@ -367,12 +377,57 @@ def executor_env(settings: OperatorSettings) -> dict[str, str]:
     }
 
 
-def executor_pod_template(name: str, spec: FeedSpec, settings: OperatorSettings) -> Obj:
+def hourly_labels(group: HourlyGroup, component: str = "hourly") -> dict[str, str]:
+    """Labels of a shared CronJob, its Jobs and pods (no feed or coin label: they serve many)."""
+    return {
+        "app.kubernetes.io/name": "coinfeed-hourly",
+        "app.kubernetes.io/instance": group.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "coinfeed",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        GROUP_LABEL: group.key.id(),
+        HOURLY_JOB_LABEL: group.name,
+    }
+
+
+def group_owner_references(group: HourlyGroup) -> list[Obj]:
+    """Every member feed owns the shared objects: Kubernetes' garbage collector deletes them only
+    when the last member is gone (even with no operator running). None is the controller (only
+    one owner may be) and none blocks its owner's deletion (a feed must not wait for a job it
+    shares)."""
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": m.name,
+            "uid": m.uid,
+            "controller": False,
+            "blockOwnerDeletion": False,
+        }
+        for m in sorted(group.members, key=lambda m: m.name)
+    ]
+
+
+def _group_metadata(name: str, group: HourlyGroup) -> Obj:
+    return {
+        "name": name,
+        "namespace": group.namespace,
+        "labels": hourly_labels(group),
+        "ownerReferences": group_owner_references(group),
+    }
+
+
+def executor_configmap_name(group_name: str) -> str:
+    return f"{group_name}-{EXECUTOR_CONFIGMAP_SUFFIX}"
+
+
+def executor_pod_template(group: HourlyGroup, settings: OperatorSettings) -> Obj:
     """The pod template Spark starts executors from (k8s:// master): the restricted security
-    context, the feed's labels (the chart's NetworkPolicies select them), a writable /tmp, no
-    ServiceAccount token. No command: Spark passes ``executor`` as the arguments of the image's
-    entrypoint, and sets image, env, ports and the memory/cpu it computed itself."""
-    lbls = labels(name, spec.coin, EXECUTOR_COMPONENT, "coinfeed-hourly")
+    context, the shared job's labels with component hourly-executor (the chart's NetworkPolicies
+    select them), a writable /tmp, no ServiceAccount token. No command: Spark passes
+    ``executor`` as the arguments of the image's entrypoint, and sets image, env, ports and the
+    memory/cpu it computed itself."""
+    lbls = hourly_labels(group, EXECUTOR_COMPONENT)
     pod_spec: Obj = {
         "automountServiceAccountToken": False,
         "securityContext": spark_pod_security_context(settings),
@@ -392,28 +447,21 @@ def executor_pod_template(name: str, spec: FeedSpec, settings: OperatorSettings)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": lbls}, "spec": pod_spec}
 
 
-def executor_template_configmap(
-    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
-) -> Obj:
-    """The executor pod template, mounted into the driver (``spark.kubernetes.executor.
-    podTemplateFile`` is read by the driver in client mode)."""
-    lbls = labels(name, spec.coin, "hourly", "coinfeed-hourly")
-    template = executor_pod_template(name, spec, settings)
+def executor_template_configmap(group: HourlyGroup, settings: OperatorSettings) -> Obj:
+    """The executor pod template of one shared job, mounted into its driver (``spark.kubernetes.
+    executor.podTemplateFile`` is read by the driver in client mode)."""
+    template = executor_pod_template(group, settings)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(
-            child_name(name, EXECUTOR_CONFIGMAP_SUFFIX), namespace, lbls, owner_reference(name, uid)
-        ),
+        "metadata": _group_metadata(executor_configmap_name(group.name), group),
         "data": {EXECUTOR_TEMPLATE_KEY: yaml.safe_dump(template, sort_keys=True)},
     }
 
 
-def hourly_cronjob(
-    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
-) -> Obj:
-    """The hourly Spark aggregation of this coin."""
-    lbls = labels(name, spec.coin, "hourly", "coinfeed-hourly")
+def group_cronjob(group: HourlyGroup, settings: OperatorSettings) -> Obj:
+    """The hourly Spark aggregation of every coin of ``group``, one application per run."""
+    lbls = hourly_labels(group)
     volumes: list[Obj] = [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
     mounts: list[Obj] = [{"name": "tmp", "mountPath": "/tmp"}]
     if settings.lake_pvc:
@@ -423,7 +471,7 @@ def hourly_cronjob(
         volumes.append(
             {
                 "name": "executor-template",
-                "configMap": {"name": child_name(name, EXECUTOR_CONFIGMAP_SUFFIX)},
+                "configMap": {"name": executor_configmap_name(group.name)},
             }
         )
         mounts.append(
@@ -436,10 +484,10 @@ def hourly_cronjob(
         "securityContext": spark_pod_security_context(settings),
         "containers": [
             {
-                "name": "hourly",
+                "name": HOURLY_CONTAINER,
                 "image": settings.spark_image,
                 "imagePullPolicy": settings.image_pull_policy,
-                "command": hourly_command(spec, settings),
+                "command": hourly_command(group, settings),
                 "env": hourly_env(settings),
                 "resources": settings.spark_resources.as_k8s(),
                 "securityContext": container_security_context(),
@@ -456,22 +504,41 @@ def hourly_cronjob(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": _metadata(
-            child_name(name, "hourly"), namespace, lbls, owner_reference(name, uid)
-        ),
+        "metadata": _group_metadata(group.name, group),
         "spec": {
-            "schedule": spec.aggregation.schedule,
+            "schedule": group.key.schedule,
             "timeZone": "Etc/UTC",
             # A rerun recomputes the same hours; two at once would race on the same partitions.
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 600,
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
-            "suspend": spec.suspend,
+            # Suspended feeds leave the group instead; an empty group has no CronJob.
+            "suspend": False,
             "jobTemplate": {
                 "metadata": {"labels": lbls},
                 "spec": {
                     "backoffLimit": 2,
+                    # Exit 1: some coin failed (its error is in the summary) or the run raised;
+                    # retrying would rerun every other coin of the group for nothing (the next
+                    # run's lookback and gap search redo those hours). Exit 2: a usage error.
+                    # Kills (OOM, signals) are still retried; evictions do not count.
+                    "podFailurePolicy": {
+                        "rules": [
+                            {
+                                "action": "FailJob",
+                                "onExitCodes": {
+                                    "containerName": HOURLY_CONTAINER,
+                                    "operator": "In",
+                                    "values": [1, 2],
+                                },
+                            },
+                            {
+                                "action": "Ignore",
+                                "onPodConditions": [{"type": "DisruptionTarget"}],
+                            },
+                        ]
+                    },
                     "activeDeadlineSeconds": 3000,
                     "template": {"metadata": {"labels": lbls}, "spec": pod_spec},
                 },
@@ -480,44 +547,60 @@ def hourly_cronjob(
     }
 
 
-def desired_children(
+def group_children(group: HourlyGroup, settings: OperatorSettings) -> list[Obj]:
+    """The shared CronJob, preceded (k8s:// master) by the executor pod template it mounts."""
+    template = (
+        [executor_template_configmap(group, settings)] if spark_on_kubernetes(settings) else []
+    )
+    return [*template, group_cronjob(group, settings)]
+
+
+def single_feed_group(name: str, namespace: str, uid: str, spec: FeedSpec) -> HourlyGroup:
+    """The group of one feed alone (what a feed's hourly objects look like by themselves)."""
+    return HourlyGroup(group_key(namespace, spec), 0, (Member(name, uid, spec.coin, ""),))
+
+
+def hourly_cronjob(
     name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
-) -> list[Obj]:
-    """Every Kubernetes object the feed owns, in apply order."""
-    kinds = ["prices", *(["tweets"] if spec.tweets.enabled else [])]
-    out = [producer_deployment(name, namespace, uid, spec, k, settings) for k in kinds]
-    out.append(metrics_service(name, namespace, uid, spec, settings))
-    out += hourly_children(name, namespace, uid, spec, settings)
-    return out
+) -> Obj:
+    """The shared CronJob of a group holding only this feed."""
+    return group_cronjob(single_feed_group(name, namespace, uid, spec), settings)
 
 
 def hourly_children(
     name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
 ) -> list[Obj]:
-    """The CronJob, preceded (k8s:// master) by the executor pod template it mounts."""
-    template = (
-        [executor_template_configmap(name, namespace, uid, spec, settings)]
-        if spark_on_kubernetes(settings)
-        else []
-    )
-    return [*template, hourly_cronjob(name, namespace, uid, spec, settings)]
+    """:func:`group_children` of a group holding only this feed."""
+    return group_children(single_feed_group(name, namespace, uid, spec), settings)
 
 
-def unwanted_hourly_children(name: str, settings: OperatorSettings) -> list[tuple[str, str]]:
-    """The executor pod template once the master is no longer k8s://."""
-    if spark_on_kubernetes(settings):
-        return []
-    return [("ConfigMap", child_name(name, EXECUTOR_CONFIGMAP_SUFFIX))]
+def desired_children(
+    name: str, namespace: str, uid: str, spec: FeedSpec, settings: OperatorSettings
+) -> list[Obj]:
+    """Every Kubernetes object the feed owns alone, in apply order (the hourly CronJob it shares
+    with other feeds is planned per group: ``groups.plan_groups``, :func:`group_children`)."""
+    kinds = ["prices", *(["tweets"] if spec.tweets.enabled else [])]
+    out = [producer_deployment(name, namespace, uid, spec, k, settings) for k in kinds]
+    out.append(metrics_service(name, namespace, uid, spec, settings))
+    return out
+
+
+def legacy_hourly_children(name: str) -> list[tuple[str, str]]:
+    """(kind, name) of the per-feed hourly objects of operator versions before shared jobs."""
+    return [
+        ("CronJob", child_name(name, "hourly")),
+        ("ConfigMap", child_name(name, EXECUTOR_CONFIGMAP_SUFFIX)),
+    ]
 
 
 def all_children(name: str) -> list[tuple[str, str]]:
-    """(kind, name) of every child a feed can own, whatever its spec (e.g. to remove them all)."""
+    """(kind, name) of every object a feed can own alone, whatever its spec (e.g. to remove them
+    all), including the per-feed hourly objects of earlier versions."""
     return [
         ("Deployment", child_name(name, "prices")),
         ("Deployment", child_name(name, "tweets")),
         ("Service", child_name(name, "metrics")),
-        ("CronJob", child_name(name, "hourly")),
-        ("ConfigMap", child_name(name, EXECUTOR_CONFIGMAP_SUFFIX)),
+        *legacy_hourly_children(name),
     ]
 
 

@@ -24,7 +24,7 @@ from coinfeed.operator.desired import FEED_LABEL, MANAGED_BY, desired_topics
 from coinfeed.operator.kafka_apply import KafkaTopics, KafkaUnavailableError
 from coinfeed.operator.kube_apply import GROUP, PLURAL, VERSION, Kube
 from coinfeed.operator.opmetrics import OperatorMetrics
-from coinfeed.operator.reconcile import reconcile_feed, status_from_children
+from coinfeed.operator.reconcile import reconcile_feed, reconcile_hourly, status_from_children
 from coinfeed.operator.settings import OperatorSettings
 from coinfeed.operator.spec import SpecError, parse_spec
 
@@ -43,6 +43,11 @@ class Context:
     locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
+    # Shared hourly CronJob passes per namespace: requested (tickets) and started (the newest
+    # ticket a pass has covered), so a burst of feed events costs a few passes, not one each.
+    hourly_requested: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hourly_started: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    hourly_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock(self, namespace: str, name: str) -> threading.Lock:
         # One reconcile per feed at a time (kopf handlers and the drift loop run in threads).
@@ -63,19 +68,59 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
     )
 
 
+def reconcile_namespace_hourly(ctx: Context, namespace: str) -> None:
+    """Bring the namespace's shared hourly CronJobs in line with its feeds (one at a time per
+    namespace, from a fresh list: a stale one could drop a feed that has just joined).
+
+    A pass that started after this call was made lists every feed this call knows of: when one
+    has completed by the time the lock is ours, there is nothing left to do."""
+    with ctx.hourly_guard:
+        ctx.hourly_requested[namespace] += 1
+        ticket = ctx.hourly_requested[namespace]
+    with ctx.lock(namespace, ""):  # "" is no feed's name
+        with ctx.hourly_guard:
+            if ctx.hourly_started[namespace] >= ticket:
+                return
+            ctx.hourly_started[namespace] = ctx.hourly_requested[namespace]
+        try:
+            feeds = ctx.all_feeds()
+        except Exception:
+            log.warning("listing CoinFeeds failed; the drift loop will retry", exc_info=True)
+            return
+        outcome = reconcile_hourly(namespace, feeds, ctx.settings, ctx.kube)
+    by_name = {
+        f["metadata"]["name"]: f for f in feeds if f["metadata"].get("namespace") == namespace
+    }
+    for feed_name, ev in outcome.events:
+        if feed_name in by_name:
+            ctx.kube.post_event(by_name[feed_name], ev.type, ev.reason, ev.message)
+    for error in outcome.errors:
+        log.warning("hourly CronJobs in %s: %s", namespace, error)
+
+
 def reconcile_body(
-    ctx: Context, body: Mapping[str, Any], feeds: Sequence[Mapping[str, Any]] | None = None
+    ctx: Context,
+    body: Mapping[str, Any],
+    feeds: Sequence[Mapping[str, Any]] | None = None,
+    hourly: bool = True,
 ) -> dict[str, Any]:
     """Reconcile one CoinFeed and write the status fields that changed; returns them.
 
     ``feeds``: every watched CoinFeed, if the caller has just listed them (else listed here), to
-    find an older feed that already follows the same coin.
+    find an older feed that already follows the same coin. ``hourly``: first bring the
+    namespace's shared hourly CronJobs in line (the drift loop does that once per namespace).
 
     The status is written here, under the feed's lock, rather than through kopf's deferred patch:
     a producer turning available meanwhile is then always seen by :func:`refresh_status`.
     """
     meta = body["metadata"]
+    if hourly:
+        reconcile_namespace_hourly(ctx, meta["namespace"])
     owner = claims.coin_owner(body, ctx.all_feeds() if feeds is None else feeds)
+    if owner is not None and feeds is not None:
+        # A conflict removes this feed's children: decide it on a fresh list, not the drift
+        # round's (the owner may have been deleted since).
+        owner = claims.coin_owner(body, ctx.all_feeds())
     with ctx.lock(meta["namespace"], meta["name"]):
         started = time.perf_counter()
         old = dict(body.get("status") or {})
@@ -133,6 +178,7 @@ def refresh_status(ctx: Context, namespace: str, feed_name: str) -> None:
             int(old.get("observedGeneration", 0)),
             old["conditions"],
             old_status=old,
+            uid=str(feed["metadata"].get("uid", "")),
         )
         status.pop("observedGeneration")  # unchanged: the spec was not reconciled here
         changed = {k: v for k, v in status.items() if old.get(k) != v}
@@ -232,6 +278,16 @@ class DriftLoop:
                     exc_info=True,
                 )
                 return  # without every feed, coin ownership cannot be decided
+        # The shared hourly CronJobs once per namespace (also where no feed is left).
+        namespaces = {str(f["metadata"]["namespace"]) for f in feeds}
+        namespaces |= {ns for ns in self.namespaces if ns is not None}
+        for ns in sorted(namespaces):
+            if self._stop.is_set():
+                return
+            try:
+                reconcile_namespace_hourly(self.ctx, ns)
+            except Exception:
+                log.warning("drift check of hourly CronJobs in %s failed", ns, exc_info=True)
         for feed in feeds:
             if self._stop.is_set():
                 return
@@ -239,7 +295,7 @@ class DriftLoop:
             if meta.get("deletionTimestamp"):
                 continue
             try:
-                reconcile_body(self.ctx, feed, feeds)
+                reconcile_body(self.ctx, feed, feeds, hourly=False)
             except Exception:
                 log.warning(
                     "drift check of %s/%s failed",
@@ -315,6 +371,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def feed_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
         if event.get("type") == "DELETED" and name and namespace:
             ctx.metrics.forget(f"{namespace}/{name}")
+            # Its coin leaves its shared hourly CronJob (deleted with the group's last feed).
+            reconcile_namespace_hourly(ctx, namespace)
             # A feed waiting for this one's coin takes over now rather than at the next drift round.
             coin = claims.coin_of(event.get("object") or {})
             if coin:
@@ -337,16 +395,17 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     )(deployment_changed)
 
     def job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        # Only a finished Job changes the feed's last run.
+        # Only a finished Job changes the feeds' last run.
         finished = any(
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
             for c in (body.get("status") or {}).get("conditions") or []
         )
-        feed_name = (body.get("metadata", {}).get("labels") or {}).get(FEED_LABEL)
-        if finished and feed_name and namespace:
+        if not finished or not namespace:
+            return
+        for feed_name in _feeds_of_job(ctx, namespace, body):
             refresh_status(ctx, namespace, feed_name)
 
-    # The hourly CronJob's Jobs carry its jobTemplate labels (managed-by, feed, component).
+    # The hourly CronJobs' Jobs carry their jobTemplate labels (managed-by, component, ...).
     kopf.on.event(
         "batch",
         "v1",
@@ -358,3 +417,20 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
             "app.kubernetes.io/component": "hourly",
         },
     )(job_changed)
+
+
+def _feeds_of_job(ctx: Context, namespace: str, job: Mapping[str, Any]) -> list[str]:
+    """The feeds a finished hourly Job ran for: the owners of its shared CronJob (the Job's own
+    labels name the CronJob, not the feeds: it serves many)."""
+    meta = job.get("metadata") or {}
+    cronjobs = [r["name"] for r in meta.get("ownerReferences") or [] if r.get("kind") == "CronJob"]
+    out: list[str] = []
+    for cname in cronjobs:
+        try:
+            cron = ctx.kube.get("CronJob", namespace, cname)
+        except Exception:
+            log.warning("reading CronJob %s/%s failed", namespace, cname, exc_info=True)
+            continue
+        refs = ((cron or {}).get("metadata") or {}).get("ownerReferences") or []
+        out += [r["name"] for r in refs if r.get("kind") == "CoinFeed"]
+    return out

@@ -149,13 +149,39 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
-    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]:
-        """The Jobs of the feed's hourly CronJob (they carry its jobTemplate labels)."""
-        from coinfeed.operator.desired import FEED_LABEL
+    def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]:
+        """The operator's hourly CronJobs: shared ones and per-feed ones of earlier versions."""
+        from coinfeed.operator.desired import MANAGED_BY
+
+        resp = self.batch.list_namespaced_cron_job(
+            namespace,
+            label_selector=(
+                f"app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component=hourly"
+            ),
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
+    def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]:
+        """The Jobs of one shared hourly CronJob (they carry its jobTemplate labels)."""
+        from coinfeed.operator.groups import HOURLY_JOB_LABEL
 
         resp = self.batch.list_namespaced_job(
             namespace,
-            label_selector=f"{FEED_LABEL}={feed},app.kubernetes.io/component=hourly",
+            label_selector=f"{HOURLY_JOB_LABEL}={cronjob},app.kubernetes.io/component=hourly",
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _body(resp).get("items", [])
+        return items
+
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+        """The feed's producer pods (their termination messages say why a producer stopped)."""
+        from coinfeed.operator.desired import FEED_LABEL
+
+        resp = self.core.list_namespaced_pod(
+            namespace,
+            label_selector=f"{FEED_LABEL}={feed},app.kubernetes.io/name=coinfeed-producer",
             _preload_content=False,
         )
         items: list[dict[str, Any]] = _body(resp).get("items", [])

@@ -1,13 +1,16 @@
-"""The hourly job's last run, from the Jobs its CronJob started and their pods (pure).
+"""A feed's last hourly run, from the Jobs its shared CronJob started and their pods (pure).
 
 The job writes a JSON summary as its container's termination message (``coinfeed.spark.summary.
-termination_message``; ``FallbackToLogsOnError`` puts the log tail there when it could not). The
-newest *finished* Job of the feed's CronJob decides ``LastRunSucceeded`` and ``status.lastRun``; the
-newest hour the job wrote (from the summary) becomes ``status.lastHour``.
+termination_message``; ``FallbackToLogsOnError`` puts the log tail there when it could not), with
+one entry per coin. The newest *finished* Job of the shared CronJob that ran the feed's coin
+decides the feed's ``LastRunSucceeded`` and ``status.lastRun`` from the coin's own entry: another
+coin's failure (which fails the Job) never fails this feed. The newest hour the job wrote for the
+coin becomes ``status.lastHour``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -58,11 +61,27 @@ def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(r.get("uid") == uid for r in refs)
 
 
+def job_coins(job: Mapping[str, Any]) -> set[str]:
+    """The coins a Job runs: the ``--coin`` values (repeated or comma-separated) of its job
+    container's command."""
+    pod = (((job.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    out: set[str] = set()
+    for c in pod.get("containers") or []:
+        if c.get("name") != CONTAINER:
+            continue
+        args = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]
+        for flag, value in itertools.pairwise(args):
+            if flag == "--coin":
+                out |= {p.strip().lower() for p in value.split(",") if p.strip()}
+    return out
+
+
 def newest_finished_job(
-    jobs: Sequence[Mapping[str, Any]], cronjob_uid: str
+    jobs: Sequence[Mapping[str, Any]], cronjob_uid: str, coin: str | None = None
 ) -> Mapping[str, Any] | None:
     """The CronJob's Job (scheduled or ``kubectl create job --from=cronjob/...``) that finished
-    last; Jobs still running do not count."""
+    last, among those that ran ``coin`` if given (a feed that joined a shared CronJob has no
+    part in its earlier runs); Jobs still running do not count."""
 
     def finished_at(job: Mapping[str, Any]) -> tuple[str, str, str]:
         state = _finished(job)
@@ -79,7 +98,11 @@ def newest_finished_job(
             str(meta.get("name", "")),
         )
 
-    done = [j for j in jobs if _owned_by(j, cronjob_uid) and _finished(j)]
+    done = [
+        j
+        for j in jobs
+        if _owned_by(j, cronjob_uid) and _finished(j) and (coin is None or coin in job_coins(j))
+    ]
     return max(done, key=finished_at) if done else None
 
 
@@ -144,10 +167,17 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MESSAGE_MAX else text[: _MESSAGE_MAX - 1] + "…"
 
 
+def _coin_entry(summary: Mapping[str, Any] | None, coin: str) -> Mapping[str, Any] | None:
+    entry = ((summary or {}).get("coins") or {}).get(coin)
+    return entry if isinstance(entry, Mapping) else None
+
+
 def last_run(
     job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], coin: str
 ) -> LastRun | None:
-    """What the newest finished Job says about the run (None when no run has finished)."""
+    """What the newest finished Job says about ``coin``'s part of the run (None when no run has
+    finished). The coin's own summary entry decides; without one (the run could not start, or
+    died before writing a summary) the Job's outcome is every coin's outcome."""
     if job is None:
         return None
     state = _finished(job)
@@ -158,26 +188,34 @@ def last_run(
     status = job.get("status") or {}
     raw = termination_message(pods)
     summary = parse_summary(raw)
+    entry = _coin_entry(summary, coin)
+    hour = _newest_hour(summary, coin)
     if kind == "Complete":
         when = str(status.get("completionTime") or c.get("lastTransitionTime") or "")
-        hour = _newest_hour(summary, coin)
-        entry = ((summary or {}).get("coins") or {}).get(coin) or {}
+        reason = "Completed"
+    else:
+        when = str(c.get("lastTransitionTime") or "")
+        reason = str(c.get("reason") or "")
+        reason = reason if _CAMEL.match(reason) else "JobFailed"
+    coin_ok = entry.get("ok") is not False if entry is not None else kind == "Complete"
+    if coin_ok:
         if summary is None:
             done = "no summary in the termination message"
-        elif entry:
+        elif entry is not None:
             done = (
                 f"{entry.get('hours', 0)} hour(s) processed, newest hour written {hour or 'none'}"
             )
         else:
             done = f"the summary does not mention coin {coin}"
+        if kind != "Complete":
+            done += f" (the shared run failed ({reason}) for other coins)"
         return LastRun(name, True, when, "Completed", _shorten(f"job {name}: {done}"), hour)
-    when = str(c.get("lastTransitionTime") or "")
-    reason = str(c.get("reason") or "")
-    reason = reason if _CAMEL.match(reason) else "JobFailed"
+    if kind == "Complete":
+        reason = "CoinFailed"  # the Job succeeded, this coin did not (a job that exits 0 anyway)
     error = _error_text(summary, coin, raw) or str(c.get("message") or "")
-    message = f"job {name} failed ({reason}): {error or 'no error message'}"
+    message = f"job {name} failed ({reason}) for coin {coin}: {error or 'no error message'}"
     # A run that failed after writing some hours still wrote them.
-    return LastRun(name, False, when, reason, _shorten(message), _newest_hour(summary, coin))
+    return LastRun(name, False, when, reason, _shorten(message), hour)
 
 
 def last_run_condition(run: LastRun | None) -> Condition:

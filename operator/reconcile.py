@@ -16,14 +16,19 @@ from typing import Any, Literal, Protocol
 from coinfeed.operator import conditions as cond
 from coinfeed.operator import lastrun
 from coinfeed.operator.desired import (
+    FEED_LABEL,
     DesiredTopic,
     all_children,
     child_name,
     desired_children,
     desired_topics,
+    executor_configmap_name,
+    group_children,
+    legacy_hourly_children,
+    spark_on_kubernetes,
     unwanted_children,
-    unwanted_hourly_children,
 )
+from coinfeed.operator.groups import GROUP_LABEL, cronjob_of, plan_groups
 from coinfeed.operator.kafka_apply import KafkaUnavailableError, Observation
 from coinfeed.operator.settings import OperatorSettings
 from coinfeed.operator.spec import FeedSpec, SpecError, parse_spec
@@ -57,7 +62,9 @@ class ChildApplier(Protocol):
     def ensure(self, desired: Mapping[str, Any]) -> tuple[str, list[str]]: ...
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def delete(self, kind: str, namespace: str, name: str) -> bool: ...
-    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]: ...
+    def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]: ...
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]: ...
+    def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]: ...
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]: ...
 
 
@@ -189,7 +196,7 @@ def reconcile_feed(
                     f"reverted {kind} {cname} to the spec ({', '.join(drift[:5])})",
                 )
             )
-    for kind, cname in [*unwanted_children(name, feed), *unwanted_hourly_children(name, settings)]:
+    for kind, cname in unwanted_children(name, feed):
         try:
             if kube.delete(kind, namespace, cname):
                 events.append(Event("Normal", "Deleted", f"deleted {kind} {cname}"))
@@ -197,7 +204,7 @@ def reconcile_feed(
             events.append(Event("Warning", "DeleteFailed", f"{kind} {cname}: {_api_error(exc)}"))
 
     status = status_from_children(
-        feed, name, namespace, kube, topics_c, generation, old_conditions, now, old_status
+        feed, name, namespace, kube, topics_c, generation, old_conditions, now, old_status, uid=uid
     )
     if apply_error:
         status["conditions"] = cond.merge_conditions(
@@ -278,13 +285,16 @@ def status_from_children(
     old_conditions: Sequence[Mapping[str, Any]],
     now: datetime | None = None,
     old_status: Mapping[str, Any] | None = None,
+    *,
+    uid: str,
 ) -> dict[str, Any]:
-    """Status from the live children; ``topics_c=None`` keeps the current TopicsReady."""
+    """Status from the live children and the shared CronJob that lists the feed (``uid``) among
+    its owners; ``topics_c=None`` keeps the current TopicsReady."""
     kinds = ["prices", *(["tweets"] if feed.tweets.enabled else [])]
     deps = {
         child_name(name, k): kube.get("Deployment", namespace, child_name(name, k)) for k in kinds
     }
-    cron = kube.get("CronJob", namespace, child_name(name, "hourly"))
+    cron = None if feed.suspend else cronjob_of(kube.list_hourly_cronjobs(namespace), uid)
     if topics_c is None:
         prev = next((c for c in old_conditions if c.get("type") == cond.TOPICS_READY), None)
         topics_c = (
@@ -298,10 +308,17 @@ def status_from_children(
             else cond.Condition(cond.TOPICS_READY, False, "Unknown", "not yet reconciled")
         )
     run = observe_last_run(feed, name, namespace, kube, cron, old_status)
+    # Pods are read only while a producer is unavailable: a healthy feed costs no list call.
+    unavailable = not feed.suspend and not all(
+        cond.deployment_available(d)[0] for d in deps.values()
+    )
+    refusals = cond.source_refusals(kube.list_producer_pods(namespace, name)) if unavailable else []
     parts = [
         topics_c,
+        # Before ProducersReady: a refusal is why they are unavailable, so Ready names it.
+        cond.source_condition(refusals),
         cond.producers_condition(deps, feed.suspend),
-        cond.aggregation_condition(cron, feed.aggregation.schedule),
+        cond.aggregation_condition(cron, feed.aggregation.schedule, feed.suspend),
         lastrun.last_run_condition(run),
     ]
     conflict = cond.conflict_condition(None, feed.coin)  # reconciled only while it owns the coin
@@ -327,13 +344,14 @@ def observe_last_run(
     cron: Mapping[str, Any] | None,
     old_status: Mapping[str, Any] | None,
 ) -> lastrun.LastRun | None:
-    """The newest finished run of the feed's CronJob. A Job already reported in ``old_status``
-    is not read again (a finished Job does not change), so a settled feed costs one list call."""
+    """The newest finished run of the feed's coin by its shared CronJob. A Job already reported
+    in ``old_status`` is not read again (a finished Job does not change), so a settled feed costs
+    one list call."""
     previous = (old_status or {}).get("lastRun") or None
     if cron is None:
         return _from_status(previous)
-    jobs = kube.list_jobs(namespace, name)
-    job = lastrun.newest_finished_job(jobs, str(cron["metadata"].get("uid", "")))
+    jobs = kube.list_jobs(namespace, str(cron["metadata"]["name"]))
+    job = lastrun.newest_finished_job(jobs, str(cron["metadata"].get("uid", "")), feed.coin)
     if job is None:
         # History limits prune old Jobs; what was observed before stays true.
         return _from_status(previous)
@@ -363,6 +381,81 @@ def _from_status(previous: Mapping[str, Any] | None) -> lastrun.LastRun | None:
         message=str(previous.get("message", "")),
         newest_hour=None,  # already folded into status.lastHour
     )
+
+
+@dataclass
+class HourlyOutcome:
+    events: list[tuple[str, Event]] = field(default_factory=list)  # (feed name, Event)
+    errors: list[str] = field(default_factory=list)
+
+
+def reconcile_hourly(
+    namespace: str,
+    feeds: Sequence[Mapping[str, Any]],
+    settings: OperatorSettings,
+    kube: ChildApplier,
+) -> HourlyOutcome:
+    """Make the namespace's shared hourly CronJobs match its feeds: create a group's CronJob with
+    its first feed, update it in place as feeds join or leave (the CronJob object and its schedule
+    stay, so no scheduled run is lost), delete it when no feed is left, and remove the per-feed
+    CronJobs of earlier versions. ``feeds``: every watched feed (coin ownership spans them)."""
+    out = HourlyOutcome()
+    groups = plan_groups(feeds, settings.hourly_max_coins_per_job, namespace)
+    wanted = {g.name for g in groups}
+    for group in groups:
+        coins = ",".join(group.coins)
+        members = [m.name for m in group.members]
+        for child in group_children(group, settings):
+            kind, cname = child["kind"], child["metadata"]["name"]
+            try:
+                what, drift = kube.ensure(child)
+            except Exception as exc:  # a condition and an Event, not a crash loop
+                error = f"{kind} {cname}: {_api_error(exc)}"
+                out.errors.append(error)
+                out.events += [(m, Event("Warning", "ApplyFailed", error)) for m in members]
+                continue
+            if what == "created":
+                message = f"created shared {kind} {cname} (coins {coins})"
+            elif what == "updated":
+                message = f"updated shared {kind} {cname} (coins {coins}; {', '.join(drift[:5])})"
+            else:
+                continue
+            log.info(message)
+            out.events += [(m, Event("Normal", what.capitalize(), message)) for m in members]
+        if not spark_on_kubernetes(settings):
+            _delete_quietly(kube, "ConfigMap", namespace, executor_configmap_name(group.name), out)
+    try:
+        live = kube.list_hourly_cronjobs(namespace)
+    except Exception as exc:
+        out.errors.append(f"listing hourly CronJobs: {_api_error(exc)}")
+        return out
+    for cron in live:
+        meta = cron.get("metadata") or {}
+        cname, lbls = str(meta.get("name", "")), meta.get("labels") or {}
+        if GROUP_LABEL in lbls:
+            if cname in wanted:
+                continue
+            # The group lost its last feed (or shrank by a shard).
+            stale = [("CronJob", cname), ("ConfigMap", executor_configmap_name(cname))]
+        elif lbls.get(FEED_LABEL) and cname == child_name(str(lbls[FEED_LABEL]), "hourly"):
+            # Before shared jobs each feed had its own CronJob: its coin now runs in a group's.
+            stale = legacy_hourly_children(str(lbls[FEED_LABEL]))
+        else:
+            continue
+        for kind, name in stale:
+            if _delete_quietly(kube, kind, namespace, name, out):
+                log.info("deleted %s %s/%s: no longer wanted", kind, namespace, name)
+    return out
+
+
+def _delete_quietly(
+    kube: ChildApplier, kind: str, namespace: str, name: str, out: HourlyOutcome
+) -> bool:
+    try:
+        return kube.delete(kind, namespace, name)
+    except Exception as exc:
+        out.errors.append(f"deleting {kind} {name}: {_api_error(exc)}")
+        return False
 
 
 def _api_error(exc: Exception) -> str:

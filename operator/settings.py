@@ -61,6 +61,10 @@ class OperatorSettings:
     spark_executor_resources: Resources = field(
         default_factory=lambda: Resources("500m", "1536Mi", "1", "1536Mi")
     )
+    # Coins per shared hourly CronJob (one Spark application per run for all of them). 30 is what
+    # the job's per-coin summary always fits in the 4 KiB termination message with; 1 gives one
+    # CronJob per feed, as before shared jobs.
+    hourly_max_coins_per_job: int = 30
     s3_endpoint: str = ""  # S3-compatible endpoint of an s3a:// lake ("" = AWS)
     s3_secret: str = ""  # existing Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY keys
     drift_interval_seconds: float = 30.0
@@ -132,6 +136,14 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
                 f"{env_name('spark_executor_instances')}={raw!r}: expected 1-100 executors"
             )
         values["spark_executor_instances"] = int(raw)
+    if env_name("hourly_max_coins_per_job") in env:
+        raw = env[env_name("hourly_max_coins_per_job")]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_COINS_PER_JOB:
+            raise SettingsError(
+                f"{env_name('hourly_max_coins_per_job')}={raw!r}: expected 1-{MAX_COINS_PER_JOB} "
+                "coins (more and the job's per-coin outcome no longer fits its 4 KiB summary)"
+            )
+        values["hourly_max_coins_per_job"] = int(raw)
     for name in ("producer_resources", "spark_resources", "spark_executor_resources"):
         if env_name(name) in env:
             values[name] = _resources(env, env_name(name))
@@ -185,6 +197,11 @@ def memory_mib(quantity: str) -> int:
         raise ValueError(f"not a memory quantity: {quantity!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2) or ""]) // 2**20
 
+
+# The job's termination message (4 KiB) keeps a per-coin entry for at most this many coins of
+# up to 10 characters, each with an error and hours written (tests/unit/operator/
+# test_operator_groups.py checks it against coinfeed.spark.summary).
+MAX_COINS_PER_JOB = 30
 
 # Spark needs room for its JVM heap plus at least 384 MiB of overhead in an executor.
 MIN_EXECUTOR_MIB = 768

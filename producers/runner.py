@@ -286,6 +286,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
             for i, record in enumerate(batch.records):
                 sink.send(record, batch.extra_headers(i))
             sink.retry_failed()
+            refused = getattr(source, "refused", "")
+            if refused:
+                return _source_refused(sink, s, source, health, refused)
             if source.done:
                 break
             sleep(source.next_wait())
@@ -312,6 +315,24 @@ def _start_shutdown_watchdog(stop: threading.Event, sink: KafkaSink, timeout: fl
             sink.abandon.set()
 
     threading.Thread(target=watch, name="shutdown-watchdog", daemon=True).start()
+
+
+def _source_refused(
+    sink: KafkaSink, s: Settings, source: Source, health: HealthServer, why: str
+) -> int:
+    """The source refuses this location (HTTP 451): polling on cannot help. Stop and leave the
+    reason where the operator reads it (the container's termination message: the CoinFeed then
+    shows SourceAvailable=False, reason GeoBlocked); Kubernetes restarts the pod with backoff."""
+    from coinfeed import producer_status as ps
+
+    message = ps.termination_message(ps.GEO_BLOCKED, s.kind, s.source, why)
+    written = ps.write_termination_message(message)
+    log.error(
+        "source refuses this location; stopping",
+        extra={"source": s.source, "reason": ps.GEO_BLOCKED, "termination_message": written},
+    )
+    _finish(sink, s, source, health)
+    return ps.EXIT_SOURCE_REFUSED
 
 
 def _finish(sink: KafkaSink, s: Settings, source: Source, health: HealthServer) -> int:

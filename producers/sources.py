@@ -132,6 +132,8 @@ class _Polling:
 
     name = "live"
     done = False
+    # Set when retrying cannot help (HTTP 451): the runner then stops and says why.
+    refused = ""
 
     def __init__(self, interval: float, metrics: ProducerMetrics) -> None:
         self.interval = interval
@@ -181,6 +183,8 @@ class _PricePolling(_Polling):
         self.metrics.request(outcome)
         self._ok = False
         self._reason = why or f"{self.name}: {outcome}"
+        if outcome == GEO_BLOCKED:
+            self.refused = self._reason
         self._extra_wait = self.policy.backoff(self._failures)
         self._failures += 1
         (log.error if why else log.warning)(

@@ -23,7 +23,7 @@ from coinfeed.producers import resume, tweets
 from coinfeed.producers.batch import Batch, BodyError, decode_json_body
 from coinfeed.producers.pmetrics import ProducerMetrics
 from coinfeed.producers.retry import RetryPolicy, parse_rate_limit, rate_limit_wait
-from coinfeed.producers.sources import Sleep, _Polling, _short
+from coinfeed.producers.sources import GEO_BLOCKED, Sleep, _Polling, _short
 
 log = logging.getLogger("coinfeed.producers.xapi")
 
@@ -180,6 +180,15 @@ class XRecentSearchSource(_Polling):
                     return None
                 continue
             except tweepy.HTTPException as exc:  # 400/401/403/404: retrying will not help now
+                if exc.response.status_code == 451:  # refused for this location: never helps
+                    self.metrics.request(GEO_BLOCKED)
+                    self.refused = (
+                        "X API answers HTTP 451 (unavailable for legal reasons): it refuses "
+                        "requests from this address's location; choose another social source, "
+                        "e.g. tweets.source bluesky"
+                    )
+                    log.error(self.refused, extra={"status": 451, "error": _short(exc)})
+                    return None
                 self.metrics.request("client_error")
                 log.error(
                     "X API refused the request",

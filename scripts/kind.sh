@@ -154,10 +154,16 @@ cmd_e2e() {
       | grep -q . || die "no record on $topic within ${E2E_TIMEOUT}s"
   done
 
-  local job
+  local job uid cron
+  # Feeds on one schedule share a CronJob: the one listing this feed among its owners.
+  uid="$(kubectl -n "$NAMESPACE" get "coinfeed/$FEED" -o jsonpath='{.metadata.uid}')"
+  cron="$(kubectl -n "$NAMESPACE" get cronjobs -l coinfeed.io/hourly-group -o \
+    jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.ownerReferences[*].uid}{"\n"}{end}' \
+    | awk -v uid="$uid" '{for (i = 2; i <= NF; i++) if ($i == uid) print $1}')"
+  [ -n "$cron" ] || die "no hourly CronJob runs coinfeed/$FEED"
   job="$FEED-hourly-e2e-$(date +%s)"
-  say "running the hourly job once as job/$job"
-  kubectl -n "$NAMESPACE" create job "$job" --from="cronjob/$FEED-hourly"
+  say "running the hourly job ($cron) once as job/$job"
+  kubectl -n "$NAMESPACE" create job "$job" --from="cronjob/$cron"
   kubectl -n "$NAMESPACE" wait "job/$job" --for=condition=Complete --timeout="${E2E_TIMEOUT}s" \
     || { kubectl -n "$NAMESPACE" logs "job/$job" --tail=100 >&2 || true; die "job/$job did not complete"; }
 

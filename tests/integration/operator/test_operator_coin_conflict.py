@@ -12,6 +12,8 @@ import yaml
 from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import (
+    _coins_of,
+    _cronjob_of,
     _feed,
     _manifest,
     _status_is,
@@ -60,6 +62,9 @@ def test_second_feed_for_a_coin_conflicts_then_takes_over(
     assert (ready["status"], ready["reason"]) == ("False", "CoinConflict")
     assert f"{ns}/first" in ready["message"]
     assert _children(admin, ns, "second") == []
+    # The coin runs once, in the owner's shared hourly CronJob; the second feed is no owner of it.
+    assert _cronjob_of(admin, ns, "second") is None
+    assert _coins_of(_cronjob_of(admin, ns, "first")) == [coin]
     assert _topic_state(bootstrap, topics) == {t: (3, 3, "86400000", "2") for t in topics}
     events = get_json(admin, "events", "-n", ns, "--field-selector", "involvedObject.name=second")
     assert "CoinConflict" in {e["reason"] for e in events["items"]}
@@ -86,14 +91,14 @@ def test_second_feed_for_a_coin_conflicts_then_takes_over(
     owned = condition(feed, "Conflict")
     assert owned is not None and (owned["status"], owned["reason"]) == ("False", "CoinOwned")
     assert _children(admin, ns, "second") == [
-        "cronjobs/second-hourly",
         "deployments/second-prices",
         "deployments/second-tweets",
         "services/second-metrics",
     ]
     uid = feed["metadata"]["uid"]
-    cron = get_json(admin, "cronjob", "second-hourly", "-n", ns)
+    cron = wait_for("second's shared CronJob", lambda: _cronjob_of(admin, ns, "second"))
     assert [r["uid"] for r in cron["metadata"]["ownerReferences"]] == [uid]
+    assert _coins_of(cron) == [coin]
     # Its spec applies now: the retained topics grew to its 6 partitions.
     assert _topic_state(bootstrap, topics) == {t: (6, 3, "86400000", "2") for t in topics}
     assert {t: _topic_id(bootstrap, t) for t in topics} == ids

@@ -81,6 +81,29 @@ def _status_is(
     return check
 
 
+def _hourly_cronjobs(admin: Path, ns: str) -> list[Any]:
+    """The shared hourly CronJobs of the namespace."""
+    found = get_json(admin, "cronjobs", "-n", ns, "-l", "coinfeed.io/hourly-group")
+    return list((found or {}).get("items") or [])
+
+
+def _cronjob_of(admin: Path, ns: str, name: str = "btc") -> Any:
+    """The shared hourly CronJob that lists feed ``name`` among its owners (None if none)."""
+    feed = _feed(admin, ns, name)
+    if feed is None:
+        return None
+    uid = feed["metadata"]["uid"]
+    for cron in _hourly_cronjobs(admin, ns):
+        if any(r["uid"] == uid for r in cron["metadata"].get("ownerReferences") or []):
+            return cron
+    return None
+
+
+def _coins_of(cron: Any) -> list[str]:
+    cmd = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    return sorted(str(cmd[cmd.index("--coin") + 1]).split(","))
+
+
 def _ready(admin: Path, ns: str, name: str = "btc") -> Any:
     """Mark producers available as the kubelet would, then wait for Ready=True."""
     wait_for(
@@ -109,7 +132,6 @@ def test_apply_btc_creates_topics_children_and_status(
         ("deployment", "btc-prices"),
         ("deployment", "btc-tweets"),
         ("service", "btc-metrics"),
-        ("cronjob", "btc-hourly"),
     ]
     for kind, name in children:
         obj = wait_for(f"{kind} {name}", lambda k=kind, n=name: get_json(admin, k, n, "-n", ns))
@@ -120,6 +142,14 @@ def test_apply_btc_creates_topics_children_and_status(
             uid,
             True,
         )
+    # The hourly CronJob is shared by the feeds of a schedule: each one is an owner, none the
+    # controller.
+    cron = wait_for("the shared hourly CronJob", lambda: _cronjob_of(admin, ns))
+    assert _coins_of(cron) == [coin]
+    assert [
+        (r["kind"], r["name"], r["uid"], r["controller"])
+        for r in cron["metadata"]["ownerReferences"]
+    ] == [("CoinFeed", "btc", uid, False)]
     dep = get_json(admin, "deployment", "btc-tweets", "-n", ns)
     assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "coinfeed",
@@ -304,7 +334,7 @@ def test_deletion_policy_retain_keeps_topics_delete_removes_them(
 
 def _versions(admin: Path, ns: str) -> dict[str, str]:
     out = {}
-    for kind in ("coinfeeds", "deployments", "services", "cronjobs"):
+    for kind in ("coinfeeds", "deployments", "services", "cronjobs", "configmaps"):
         for item in get_json(admin, kind, "-n", ns)["items"]:
             out[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
     return out
@@ -349,7 +379,8 @@ def test_drift_recreates_children_and_topics_and_reverts_settings(
     start_operator(ns, kafka_cluster.bootstrap, drift_interval=1.0)
     kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin))
     _ready(admin, ns)
-    old_uid = get_json(admin, "cronjob", "btc-hourly", "-n", ns)["metadata"]["uid"]
+    cron = _cronjob_of(admin, ns)
+    old_uid = cron["metadata"]["uid"]
 
     def image() -> str:
         dep = get_json(admin, "deployment", "btc-prices", "-n", ns)
@@ -362,7 +393,7 @@ def test_drift_recreates_children_and_topics_and_reverts_settings(
     original_topic_id = _topic_id(kafka_cluster.bootstrap, topic)
     assert original_topic_id is not None
 
-    kubectl(admin, "delete", "cronjob", "btc-hourly", "-n", ns)
+    kubectl(admin, "delete", "cronjob", cron["metadata"]["name"], "-n", ns)
     kubectl(admin, "set", "image", "deployment/btc-prices", "producer=evil:latest", "-n", ns)
     admin_client = make_admin(kafka_cluster.bootstrap)
     admin_client.delete_topics([topic])
@@ -370,10 +401,7 @@ def test_drift_recreates_children_and_topics_and_reverts_settings(
 
     wait_for(
         "CronJob recreated",
-        lambda: (
-            (c := get_json(admin, "cronjob", "btc-hourly", "-n", ns))
-            and c["metadata"]["uid"] != old_uid
-        ),
+        lambda: (c := _cronjob_of(admin, ns)) and c["metadata"]["uid"] != old_uid,
     )
     # Reverted to what the operator wrote, not merely changed again.
     wait_for("image reverted", lambda: image() == original_image)
@@ -438,7 +466,10 @@ def test_suspend_and_disabling_tweets_follow_the_spec(
     )
     assert feed["status"]["observedGeneration"] == feed["metadata"]["generation"]
     assert get_json(admin, "deployment", "btc-prices", "-n", ns)["spec"]["replicas"] == 0
-    assert get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["suspend"] is True
+    # A suspended feed leaves its shared job; the only feed gone, the CronJob goes.
+    wait_for("hourly CronJob removed", lambda: _hourly_cronjobs(admin, ns) == [])
+    aggregation = condition(feed, "AggregationScheduled")
+    assert aggregation is not None and aggregation["reason"] == "Suspended"
 
     kubectl(
         admin,
@@ -455,7 +486,7 @@ def test_suspend_and_disabling_tweets_follow_the_spec(
         "tweets Deployment removed",
         lambda: get_json(admin, "deployment", "btc-tweets", "-n", ns) is None,
     )
-    assert get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["suspend"] is False
+    assert _coins_of(wait_for("back in a shared job", lambda: _cronjob_of(admin, ns))) == [coin]
     _ready(admin, ns)
 
 

@@ -11,7 +11,12 @@ from typing import Any
 
 from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
-from tests.integration.operator.test_operator_feed import _manifest, _ready, _status_is
+from tests.integration.operator.test_operator_feed import (
+    _cronjob_of,
+    _manifest,
+    _ready,
+    _status_is,
+)
 
 
 def _run_job(
@@ -153,7 +158,7 @@ def test_status_reports_the_last_runs_real_outcome(
     # Nothing has run: no guessed hour, and the unknown outcome does not make the feed unready.
     assert "lastHour" not in feed["status"] and "lastRun" not in feed["status"]
     assert condition(feed, "LastRunSucceeded")["status"] == "Unknown"  # type: ignore[index]
-    cron = get_json(admin, "cronjob", "btc-hourly", "-n", ns)
+    cron = _cronjob_of(admin, ns)
 
     # 1. A run fails: LastRunSucceeded and Ready are False with the Job's reason and the error
     #    the job put in its summary.

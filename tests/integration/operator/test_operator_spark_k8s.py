@@ -10,7 +10,7 @@ from typing import Any
 
 from coinfeed.operator.harness import get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
-from tests.integration.operator.test_operator_feed import _manifest, _status_is
+from tests.integration.operator.test_operator_feed import _cronjob_of, _manifest, _status_is
 
 K8S = {
     "COINFEED_OPERATOR_SPARK_MASTER": "k8s://https://kubernetes.default.svc",
@@ -25,23 +25,25 @@ def test_executor_template_follows_the_spark_master(
     op = start_operator(ns, kafka_cluster.bootstrap, drift_interval=1.0, extra_env=K8S)
     kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin))
     wait_for("TopicsReady", _status_is(admin, ns, "TopicsReady", "True"))
+    cron = wait_for("the shared CronJob", lambda: _cronjob_of(admin, ns))
+    # One template per shared CronJob, named after it.
+    cm_name = f"{cron['metadata']['name']}-hourly-executor"
     configmap = wait_for(
-        "executor template", lambda: get_json(admin, "configmap", "btc-hourly-executor", "-n", ns)
+        "executor template", lambda: get_json(admin, "configmap", cm_name, "-n", ns)
     )
     template = configmap["data"]["executor-pod.yaml"]
     assert "hourly-executor" in template and "runAsUser: 185" in template
-    cron = get_json(admin, "cronjob", "btc-hourly", "-n", ns)
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["executor-template"]["configMap"]["name"] == "btc-hourly-executor"
+    assert volumes["executor-template"]["configMap"]["name"] == cm_name
 
     # An edited template is put back (drift loop; the operator may update ConfigMaps).
     kubectl(
         admin,
         "patch",
         "configmap",
-        "btc-hourly-executor",
+        cm_name,
         "-n",
         ns,
         "--type=merge",
@@ -51,10 +53,7 @@ def test_executor_template_follows_the_spark_master(
     wait_for(
         "template reverted",
         lambda: (
-            get_json(admin, "configmap", "btc-hourly-executor", "-n", ns)["data"][
-                "executor-pod.yaml"
-            ]
-            == template
+            get_json(admin, "configmap", cm_name, "-n", ns)["data"]["executor-pod.yaml"] == template
         ),
     )
 
@@ -63,10 +62,8 @@ def test_executor_template_follows_the_spark_master(
     start_operator(ns, kafka_cluster.bootstrap, drift_interval=1.0)
     wait_for(
         "template removed",
-        lambda: get_json(admin, "configmap", "btc-hourly-executor", "-n", ns) is None,
+        lambda: get_json(admin, "configmap", cm_name, "-n", ns) is None,
     )
-    pod = get_json(admin, "cronjob", "btc-hourly", "-n", ns)["spec"]["jobTemplate"]["spec"][
-        "template"
-    ]["spec"]
+    pod = _cronjob_of(admin, ns)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert not [v for v in pod["volumes"] if v["name"] == "executor-template"]

@@ -64,7 +64,10 @@ class RecordingKube:
         self.deleted.append((kind, name))
         return name == "alpha-prices"  # left over from a creation race
 
-    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+    def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]:
+        return []
+
+    def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]:
         return []
 
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:

@@ -13,7 +13,9 @@ from coinfeed.operator.desired import (
     desired_children,
     desired_topics,
     hourly_command,
+    hourly_cronjob,
     producer_deployment,
+    single_feed_group,
     unwanted_children,
 )
 from coinfeed.operator.settings import OperatorSettings
@@ -86,9 +88,9 @@ def test_children_for_btc_have_owner_refs_labels_and_security() -> None:
         ("Deployment", "btc-prices"),
         ("Deployment", "btc-tweets"),
         ("Service", "btc-metrics"),
-        ("CronJob", "btc-hourly"),
-    ]
-    for c in children:
+    ]  # the hourly CronJob is shared per group (test_operator_groups)
+    children.append(hourly_cronjob("btc", "ns", "uid-1", feed, SETTINGS))
+    for c in children[:3]:
         (ref,) = c["metadata"]["ownerReferences"]
         assert ref == {
             "apiVersion": "coinfeed.io/v1alpha1",
@@ -179,11 +181,10 @@ def test_bluesky_social_producer_needs_no_secret() -> None:
     assert _env(dep)[penv.JETSTREAM_URLS] == "wss://js.example.org,wss://b.example.org"
 
 
-def test_suspend_scales_to_zero_and_suspends_cronjob() -> None:
+def test_suspend_scales_to_zero() -> None:
     spec = {**BTC["spec"], "suspend": True}
     children = desired_children("btc", "ns", "u", parse_spec(spec), SETTINGS)
     assert [c["spec"]["replicas"] for c in children if c["kind"] == "Deployment"] == [0, 0]
-    assert children[-1]["spec"]["suspend"] is True
 
 
 def test_tweets_disabled_means_no_tweets_deployment_and_it_is_removed() -> None:
@@ -196,7 +197,7 @@ def test_tweets_disabled_means_no_tweets_deployment_and_it_is_removed() -> None:
 
 def test_cronjob_runs_the_hourly_contract_command() -> None:
     feed = parse_spec(ETH)
-    cron = desired_children("eth", "ns", "u", feed, SETTINGS)[-1]
+    cron = hourly_cronjob("eth", "ns", "u", feed, SETTINGS)
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert cron["spec"]["schedule"] == "5 * * * *"
     assert cron["spec"]["successfulJobsHistoryLimit"] >= 1
@@ -225,7 +226,7 @@ def test_cronjob_passes_the_topic_retention_and_the_job_accepts_it() -> None:
     from coinfeed.spark.hourly import build_parser
 
     spec = {**ETH["spec"], "topics": {**ETH["spec"].get("topics", {}), "retentionHours": 72}}
-    cmd = hourly_command(parse_spec(spec), SETTINGS)
+    cmd = hourly_command(single_feed_group("eth", "ns", "u", parse_spec(spec)), SETTINGS)
     assert cmd[:2] == ["coinfeed", "hourly"]
     args = build_parser().parse_args(cmd[2:])
     assert args.retention_hours == 72
@@ -234,7 +235,7 @@ def test_cronjob_passes_the_topic_retention_and_the_job_accepts_it() -> None:
 
 def test_hourly_command_is_configurable_and_pushgateway_optional() -> None:
     s = OperatorSettings(hourly_command=("spark-submit", "/app/hourly.py"), kafka_bootstrap="k:1")
-    cmd = hourly_command(parse_spec(ETH), s)
+    cmd = hourly_command(single_feed_group("eth", "ns", "u", parse_spec(ETH)), s)
     assert cmd[:2] == ["spark-submit", "/app/hourly.py"]
     assert "--pushgateway" not in cmd
 

@@ -114,10 +114,22 @@ def test_spark_run_as_values_reach_the_cronjob() -> None:
     assert (custom["runAsUser"], custom["runAsGroup"], custom["fsGroup"]) == (1001, 1002, 1002)
 
 
+def test_max_coins_per_job_reaches_the_operator() -> None:
+    from coinfeed.operator.settings import settings_from_env
+
+    def max_coins(*sets: str) -> int:
+        cm = next(d for d in render(*sets) if d["kind"] == "ConfigMap")
+        return settings_from_env(cm["data"]).hourly_max_coins_per_job
+
+    assert max_coins() == 30
+    assert max_coins("spark.maxCoinsPerJob=1") == 1  # one CronJob per feed
+
+
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
         ("unknownKey=1", "additional properties"),
+        ("spark.maxCoinsPerJob=31", "maxCoinsPerJob"),
         ("spark.runAsUser=0", "runAsUser"),
         ("operator.logLevel=LOUD", "logLevel"),
         ("producer.metricsPort=0", "metricsPort"),

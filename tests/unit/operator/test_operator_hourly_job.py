@@ -235,17 +235,19 @@ def _downward(pod: dict[str, Any]) -> dict[str, str]:
 
 
 def test_k8s_master_gets_an_executor_pod_template_mounted_into_the_driver() -> None:
-    from coinfeed.operator.desired import executor_pod_template, hourly_children
+    from coinfeed.operator.desired import executor_pod_template, single_feed_group
 
     configmap, cron = _k8s_children()
+    # One template per shared CronJob, named after it and owned like it.
     assert (configmap["kind"], configmap["metadata"]["name"]) == (
         "ConfigMap",
-        "btc-hourly-executor",
+        cron["metadata"]["name"] + "-hourly-executor",
     )
+    assert configmap["metadata"]["ownerReferences"] == cron["metadata"]["ownerReferences"]
     assert configmap["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "executor-template")
-    assert volume["configMap"]["name"] == "btc-hourly-executor"
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
     mount = next(
         m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "executor-template"
     )
@@ -255,7 +257,8 @@ def test_k8s_master_gets_an_executor_pod_template_mounted_into_the_driver() -> N
 
     template = yaml.safe_load(configmap["data"][key])
     assert template == executor_pod_template(
-        "btc", BTC, OperatorSettings(**{**BASE, "spark_master": K8S})
+        single_feed_group("btc", "feeds", "uid-1", BTC),
+        OperatorSettings(**{**BASE, "spark_master": K8S}),
     )
     spec = template["spec"]
     assert spec["automountServiceAccountToken"] is False
@@ -279,14 +282,14 @@ def test_k8s_master_gets_an_executor_pod_template_mounted_into_the_driver() -> N
     lbls = template["metadata"]["labels"]
     assert lbls["app.kubernetes.io/name"] == "coinfeed-hourly"
     assert lbls["app.kubernetes.io/component"] == "hourly-executor"
-    assert lbls["coinfeed.io/feed"] == "btc"
-    # Local mode: no template, and an old one is removed.
-    from coinfeed.operator.desired import unwanted_hourly_children
+    # Executors serve every coin of the shared job: its labels, not a feed's.
+    assert lbls["coinfeed.io/hourly-job"] == cron["metadata"]["name"]
+    assert "coinfeed.io/feed" not in lbls
+    # Local mode: no template (reconcile_hourly removes an old one).
+    from coinfeed.operator.desired import hourly_children
 
     local = OperatorSettings(**BASE)
     assert [c["kind"] for c in hourly_children("btc", "feeds", "u", BTC, local)] == ["CronJob"]
-    assert unwanted_hourly_children("btc", local) == [("ConfigMap", "btc-hourly-executor")]
-    assert unwanted_hourly_children("btc", OperatorSettings(**{**BASE, "spark_master": K8S})) == []
 
 
 def test_the_driver_tells_spark_everything_executors_need() -> None:

@@ -15,6 +15,7 @@ from coinfeed.operator.reconcile import status_from_children
 from coinfeed.operator.spec import parse_spec
 
 CRON_UID = "cron-uid"
+FEED_UID = "feed-uid"
 SPEC = parse_spec({"coin": "btc", "prices": {"source": "binance", "pair": "BTC/USDT"}})
 
 
@@ -24,6 +25,7 @@ def job(
     at: str,
     owner: str = CRON_UID,
     reason: str = "BackoffLimitExceeded",
+    coins: str = "btc",
 ) -> dict[str, Any]:
     status: dict[str, Any] = {"startTime": "2026-01-01T00:00:00Z"}
     if state == "Complete":
@@ -47,6 +49,16 @@ def job(
             "name": name,
             "creationTimestamp": "2026-01-01T00:05:00Z",
             "ownerReferences": [{"kind": "CronJob", "uid": owner}],
+        },
+        # What the shared CronJob's template said when the Job was made: the coins it runs.
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "hourly", "command": ["coinfeed", "hourly", "--coin", coins]}
+                    ]
+                }
+            }
         },
         "status": status,
     }
@@ -164,8 +176,14 @@ class FakeKube:
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         return False
 
-    def list_jobs(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+    def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]:
+        return [c for (kind, _), c in self.objects.items() if kind == "CronJob"]
+
+    def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]:
         return self.jobs
+
+    def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]:
+        return []
 
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         self.pod_lists += 1
@@ -175,7 +193,12 @@ class FakeKube:
 @pytest.fixture
 def kube() -> FakeKube:
     cron = {
-        "metadata": {"uid": CRON_UID},
+        "metadata": {
+            "name": "coinfeed-hourly-0123456789-0",
+            "uid": CRON_UID,
+            "labels": {"coinfeed.io/hourly-group": "0123456789"},
+            "ownerReferences": [{"kind": "CoinFeed", "name": "btc", "uid": FEED_UID}],
+        },
         "spec": {"suspend": False},
         # Once, the operator derived LAST HOUR from this: 13:07 -> 12:00, whatever the run did.
         "status": {"lastSuccessfulTime": "2026-01-01T13:07:42Z"},
@@ -187,7 +210,7 @@ def kube() -> FakeKube:
     }
     return FakeKube(
         {
-            ("CronJob", "btc-hourly"): cron,
+            ("CronJob", "coinfeed-hourly-0123456789-0"): cron,
             ("Deployment", "btc-prices"): available,
         }
     )
@@ -204,6 +227,7 @@ def _status(kube: FakeKube, old: Mapping[str, Any] | None = None) -> dict[str, A
         1,
         old.get("conditions", []),
         old_status=old,
+        uid=FEED_UID,
     )
 
 
