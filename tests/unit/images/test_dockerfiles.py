@@ -76,8 +76,12 @@ def test_copy_sources_exist_and_reach_the_build_context(image: str) -> None:
         *sources, _dest = rest.split()
         for src in sources:
             src = src.rstrip("/")
-            assert (REPO / src).exists(), f"{image}: COPY {src} does not exist"
-            assert dockerignore_allows(src), f"{image}: COPY {src} is excluded by .dockerignore"
+            # A wildcard source (samples/*.jsonl.gz) must match files, each in the context.
+            paths = sorted(REPO.glob(src)) if "*" in src else [REPO / src]
+            assert paths and all(p.exists() for p in paths), f"{image}: COPY {src} does not exist"
+            for path in paths:
+                rel = str(path.relative_to(REPO))
+                assert dockerignore_allows(rel), f"{image}: COPY {rel} is excluded by .dockerignore"
 
 
 def test_spark_image_bakes_the_kafka_connector_for_the_pinned_spark() -> None:
