@@ -375,7 +375,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
 
     from coinfeed.spark.lake import existing_hours
     from coinfeed.spark.session import build_session
-    from coinfeed.spark.summary import CoinRun, failure_registry, push, success_registry
+    from coinfeed.spark.summary import (
+        CoinRun,
+        describe_error,
+        failure_registry,
+        push,
+        success_registry,
+    )
 
     try:
         conf = job_conf(args, os.environ)
@@ -411,7 +417,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
                 if args.pushgateway:
                     push(args.pushgateway, success_registry(run, time.time()), coin, replace=True)
             except Exception as exc:
-                outcome.errors[coin] = f"{type(exc).__name__}: {exc}"
+                outcome.errors[coin] = describe_error(exc)
                 log.exception("hourly run failed", extra={"coin": coin})
                 if args.pushgateway:
                     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -110,6 +111,36 @@ def termination_message(
         if len(text.encode()) <= limit or not hours:
             return text
         hours = dict(list(hours.items())[: len(hours) // 2])
+
+
+_JAVA_EXC = re.compile(
+    r"^(?:Caused by: )?((?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error)))(?::\s*(.*))?$"
+)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failure in one line a person can act on: for a Java error through py4j (its text is a
+    whole stack trace), the outermost Java exception and its root cause; else ``Type: message``.
+
+    "Py4JJavaError: An error occurred while calling o330.persist. : ...KafkaException: Failed to
+    create new KafkaAdminClient ... Caused by: ...ConfigException: No resolvable bootstrap urls"
+    becomes "KafkaException: Failed to create new KafkaAdminClient (caused by ConfigException: No
+    resolvable bootstrap urls given in bootstrap.servers)".
+    """
+    text = str(exc)
+    found: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip().removeprefix(": ")
+        match = _JAVA_EXC.match(line)
+        if match:
+            name, message = match.group(2), (match.group(3) or "").strip()
+            found.append(f"{name}: {message}" if message else name)
+    if not found:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if len(found) == 1 or found[-1] == found[0]:
+        return found[0]
+    return f"{found[0]} (caused by {found[-1]})"
 
 
 def _shorten(text: str, width: int) -> str:

@@ -139,3 +139,26 @@ def test_job_writes_its_termination_message_when_it_cannot_run(tmp_path: Path) -
         main(["--coin", "btc", "--from", "2024-01-01T00", "--termination-log", str(log)])
     data = json.loads(log.read_text())
     assert data["ok"] is False and "--lake is required" in data["error"]
+
+
+def test_a_java_failure_is_described_by_its_outer_exception_and_root_cause() -> None:
+    from coinfeed.spark.summary import describe_error
+
+    class Py4JJavaError(Exception):
+        pass
+
+    trace = (
+        "An error occurred while calling o330.persist.\n"
+        ": org.apache.kafka.common.KafkaException: Failed to create new KafkaAdminClient\n"
+        "\tat org.apache.kafka.clients.admin.KafkaAdminClient.createInternal(KafkaAdminClient.java:561)\n"
+        "\tat org.apache.spark.sql.kafka010.ConsumerStrategy.createAdmin(ConsumerStrategy.scala:49)\n"
+        "Caused by: org.apache.kafka.common.config.ConfigException: No resolvable bootstrap urls "
+        "given in bootstrap.servers\n"
+        "\tat org.apache.kafka.clients.ClientUtils.parseAndValidateAddresses(ClientUtils.java:103)\n"
+    )
+    assert describe_error(Py4JJavaError(trace)) == (
+        "KafkaException: Failed to create new KafkaAdminClient (caused by ConfigException: "
+        "No resolvable bootstrap urls given in bootstrap.servers)"
+    )
+    assert describe_error(ValueError("bad hour\nmore")) == "ValueError: bad hour"
+    assert describe_error(RuntimeError()) == "RuntimeError"
