@@ -439,6 +439,14 @@ def executor_pod_template(name: str, spec: FeedSpec, settings: OperatorSettings)
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
     }
+    # Executors run the Kafka consumers: the truststore path of the reader options must exist
+    # there too (the credentials travel inside the options, not in the pod).
+    ca = [v for v in kafka_client_plumbing(settings, None).volumes if v["name"] == "kafka-ca"]
+    if ca:
+        pod_spec["volumes"] += ca
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True}
+        )
     if settings.spark_service_account:
         pod_spec["serviceAccountName"] = settings.spark_service_account
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": lbls}, "spec": pod_spec}

@@ -93,6 +93,14 @@ def test_children_reference_kafka_secrets_and_hold_no_secret(
         assert creds["items"] == [{"key": "password", "path": password_file.name}]
         assert volumes[mounts[str(ca_file.parent)]]["secret"]["secretName"] == CA_SECRET
 
+    # Least privilege: passing Secret references needs no right to read Secrets, and the
+    # operator's identity has none (the real API server refuses it).
+    for verb in ("get", "list"):
+        args = ("secrets", PRODUCER_SECRET) if verb == "get" else ("secrets",)
+        refused = kubectl(op.kubeconfig, "get", *args, "-n", ns, check=False)
+        assert refused.returncode != 0
+        assert "forbidden" in refused.stderr.lower(), refused.stderr
+
     # No password anywhere the operator writes or says something.
     passwords = [secured.password(u) for u in (OPERATOR_USER, "admin")]
     written = json.dumps(
