@@ -95,7 +95,16 @@ class ClusterStatus:
 def format_status(status: ClusterStatus) -> str:
     """Human-readable status: one line per node, then what the metadata request saw."""
     spec = status.spec
-    lines = [f"Kafka cluster ({spec.mode}) in {spec.run_dir}", f"  bootstrap: {spec.bootstrap}"]
+    lines = [
+        f"Kafka cluster ({spec.mode}, {spec.security}) in {spec.run_dir}",
+        f"  bootstrap: {spec.bootstrap}",
+    ]
+    if spec.tls:
+        # Paths only: the passwords stay in their 0600 files.
+        lines.append(
+            f"  SASL_SSL/{SCRAM_MECHANISM}: CA {spec.ca_path()}, "
+            f"users' passwords in {spec.run_dir / 'secrets'} (super user {ADMIN_USER})"
+        )
     ports = spec.listen_ports()
     for n in status.nodes:
         state = "alive" if n.alive else "stopped"

@@ -85,9 +85,10 @@ def test_hourly_table_is_the_same_as_plaintext(runs: dict[str, Run]) -> None:
     )
     assert shift % timedelta(hours=1) == timedelta(0)
     for p, s in zip(plain, secured, strict=True):
-        assert datetime.fromisoformat(s["hour_start"]) - datetime.fromisoformat(
-            p["hour_start"]
-        ) == shift
+        assert (
+            datetime.fromisoformat(s["hour_start"]) - datetime.fromisoformat(p["hour_start"])
+            == shift
+        )
         assert {k: v for k, v in p.items() if k != "hour_start"} == {
             k: v for k, v in s.items() if k != "hour_start"
         }
