@@ -7,8 +7,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.coinfeed-setup
 KAFKA_MODE ?= zookeeper
+KAFKA_SECURITY ?= plaintext
 RUN_DIR ?= $(CURDIR)/run
-export KAFKA_MODE RUN_DIR
+export KAFKA_MODE KAFKA_SECURITY RUN_DIR
 
 .PHONY: help setup kafka-up kafka-down kafka-status envtest tools test test-unit test-integration \
         lint fmt bench demo demo-down images kind-up kind-load deploy e2e kind-down clean \
@@ -23,8 +24,8 @@ $(STAMP): pyproject.toml versions.env scripts/setup.sh
 setup: ## create .venv, install every component + dev tools, fetch the pinned Kafka/Spark jars
 	bash scripts/setup.sh
 
-kafka-up: $(STAMP) ## start ZooKeeper (or KRaft with KAFKA_MODE=kraft) + brokers on :9092/9093/9094
-	$(PY) -m coinfeed kafka up --mode $(KAFKA_MODE) --run-dir $(RUN_DIR)/kafka
+kafka-up: $(STAMP) ## start ZooKeeper (or KRaft with KAFKA_MODE=kraft) + brokers on :9092/9093/9094 (KAFKA_SECURITY=sasl_ssl: TLS+SCRAM+ACLs)
+	$(PY) -m coinfeed kafka up --mode $(KAFKA_MODE) --security $(KAFKA_SECURITY) --run-dir $(RUN_DIR)/kafka
 
 kafka-down: ## stop the local Kafka cluster started by kafka-up (safe to run twice)
 	@if [ -x $(PY) ]; then $(PY) -m coinfeed kafka down --run-dir $(RUN_DIR)/kafka; else echo "nothing to stop"; fi

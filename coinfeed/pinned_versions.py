@@ -15,6 +15,7 @@ PINS: Final[dict[str, str]] = {
     "ETCD_VERSION": "3.6.4",
     "HELM_VERSION": "3.19.0",
     "KUBE_LINTER_VERSION": "0.7.6",
+    "CHECKOV_VERSION": "3.3.30",
     "KIND_VERSION": "0.30.0",
     "COREDNS_VERSION": "1.13.1",
 }

@@ -13,6 +13,7 @@ from typing import Any, Final
 import yaml
 
 from coinfeed import job_env as jenv
+from coinfeed import kafka_security as ksec
 from coinfeed import producer_env as penv
 from coinfeed.operator.groups import (
     GROUP_LABEL,
@@ -31,6 +32,8 @@ MANAGED_BY: Final = "coinfeed-operator"
 FEED_LABEL: Final = "coinfeed.io/feed"
 COIN_LABEL: Final = "coinfeed.io/coin"
 TOKEN_DIR: Final = "/var/run/secrets/coinfeed/x"
+KAFKA_CREDENTIALS_DIR: Final = "/var/run/secrets/coinfeed/kafka"
+KAFKA_CA_DIR: Final = "/var/run/secrets/coinfeed/kafka-ca"
 RUN_AS: Final = 10001
 TERMINATION_LOG: Final = "/dev/termination-log"
 # k8s:// master: the executor pod template, a ConfigMap mounted into the driver.
@@ -195,6 +198,63 @@ def producer_env(spec: FeedSpec, kind: str, settings: OperatorSettings) -> list[
     return _env({**common, **own})
 
 
+@dataclass(frozen=True)
+class KafkaClientPlumbing:
+    """What a child pod needs to reach a secured Kafka: env and Secret volumes, by reference."""
+
+    env: list[Obj]
+    volumes: list[Obj]
+    mounts: list[Obj]
+
+
+def kafka_client_plumbing(
+    settings: OperatorSettings, credentials: str | None
+) -> KafkaClientPlumbing:
+    """``COINFEED_KAFKA_*`` for a child (read by ``coinfeed.kafka_security``): the user name by
+    secretKeyRef, the password and CA as mounted files; never a secret value in the spec."""
+    env: list[Obj] = []
+    volumes: list[Obj] = []
+    mounts: list[Obj] = []
+    protocol = settings.kafka_security_protocol
+    if protocol != "PLAINTEXT":
+        env.append({"name": ksec.PROTOCOL_ENV, "value": protocol})
+    if credentials and "SASL" in protocol:
+        env.append(
+            {
+                "name": ksec.USERNAME_ENV,
+                "valueFrom": {"secretKeyRef": {"name": credentials, "key": "username"}},
+            }
+        )
+        env.append({"name": ksec.PASSWORD_FILE_ENV, "value": f"{KAFKA_CREDENTIALS_DIR}/password"})
+        volumes.append(
+            {
+                "name": "kafka-credentials",
+                "secret": {
+                    "secretName": credentials,
+                    "items": [{"key": "password", "path": "password"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+        mounts.append(
+            {"name": "kafka-credentials", "mountPath": KAFKA_CREDENTIALS_DIR, "readOnly": True}
+        )
+    if settings.kafka_ca_secret and protocol in ("SSL", "SASL_SSL"):
+        env.append({"name": ksec.CAFILE_ENV, "value": f"{KAFKA_CA_DIR}/ca.crt"})
+        volumes.append(
+            {
+                "name": "kafka-ca",
+                "secret": {
+                    "secretName": settings.kafka_ca_secret,
+                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    "defaultMode": 0o444,
+                },
+            }
+        )
+        mounts.append({"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True})
+    return KafkaClientPlumbing(env, volumes, mounts)
+
+
 def producer_deployment(
     name: str, namespace: str, uid: str, spec: FeedSpec, kind: str, settings: OperatorSettings
 ) -> Obj:
@@ -216,6 +276,9 @@ def producer_deployment(
             }
         )
         mounts.append({"name": "x-bearer-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    kafka = kafka_client_plumbing(settings, spec.kafka_credentials)
+    volumes += kafka.volumes
+    mounts += kafka.mounts
     port = settings.producer_metrics_port
     probe_common = {"port": "metrics"}
     pod_spec: Obj = {
@@ -228,7 +291,7 @@ def producer_deployment(
                 "image": settings.producer_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": ["coinfeed", "producer", kind],
-                "env": producer_env(spec, kind, settings),
+                "env": producer_env(spec, kind, settings) + kafka.env,
                 "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
                 "livenessProbe": {
                     "httpGet": {"path": "/healthz", **probe_common},
@@ -442,6 +505,14 @@ def executor_pod_template(group: HourlyGroup, settings: OperatorSettings) -> Obj
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
     }
+    # Executors run the Kafka consumers: the truststore path of the reader options must exist
+    # there too (the credentials travel inside the options, not in the pod).
+    ca = [v for v in kafka_client_plumbing(settings, None).volumes if v["name"] == "kafka-ca"]
+    if ca:
+        pod_spec["volumes"] += ca
+        pod_spec["containers"][0]["volumeMounts"].append(
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True}
+        )
     if settings.spark_service_account:
         pod_spec["serviceAccountName"] = settings.spark_service_account
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": lbls}, "spec": pod_spec}
@@ -477,6 +548,9 @@ def group_cronjob(group: HourlyGroup, settings: OperatorSettings) -> Obj:
         mounts.append(
             {"name": "executor-template", "mountPath": EXECUTOR_TEMPLATE_DIR, "readOnly": True}
         )
+    kafka = kafka_client_plumbing(settings, settings.hourly_kafka_secret)
+    volumes += kafka.volumes
+    mounts += kafka.mounts
     pod_spec: Obj = {
         "restartPolicy": "Never",
         # Only a driver on Kubernetes talks to the API server (to start its executors).
@@ -488,7 +562,7 @@ def group_cronjob(group: HourlyGroup, settings: OperatorSettings) -> Obj:
                 "image": settings.spark_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": hourly_command(group, settings),
-                "env": hourly_env(settings),
+                "env": hourly_env(settings) + kafka.env,
                 "resources": settings.spark_resources.as_k8s(),
                 "securityContext": container_security_context(),
                 "volumeMounts": mounts,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coinfeed.kafka import make_admin
+from coinfeed.kafka_security import KafkaSecurity
 from coinfeed.operator.desired import DesiredTopic
 from coinfeed.operator.topicplan import ObservedTopic, TopicPlan, plan_topics
 
@@ -65,8 +66,14 @@ def parse_topic_metadata(topics: Iterable[Mapping[str, Any]]) -> dict[str, Obser
 
 
 class KafkaTopics:
-    def __init__(self, bootstrap: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        timeout_seconds: float = 10.0,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.security = security  # None: from the COINFEED_KAFKA_* variables
         self.timeout_ms = int(timeout_seconds * 1000)
         self.deadline = 2 * timeout_seconds
         self.settle_seconds = timeout_seconds / 2
@@ -77,6 +84,7 @@ class KafkaTopics:
         if self._admin is None:
             self._admin = make_admin(
                 self.bootstrap,
+                security=self.security,
                 request_timeout_ms=self.timeout_ms,
                 bootstrap_timeout_ms=self.timeout_ms,
                 reconnect_backoff_max_ms=2000,

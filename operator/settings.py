@@ -70,6 +70,12 @@ class OperatorSettings:
     drift_interval_seconds: float = 30.0
     kafka_timeout_seconds: float = 10.0
     x_api_base_url: str = ""  # producers' X API base URL override (tests, proxies)
+    # Kafka client security of the children (names of Secrets, never their contents):
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; a Secret with key ca.crt (the brokers' CA);
+    # a Secret with keys username and password for the hourly job (producers: per CoinFeed).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_ca_secret: str = ""
+    hourly_kafka_secret: str = ""
 
 
 _INT_FIELDS = {"producer_metrics_port"}
@@ -89,6 +95,9 @@ _STR_FIELDS = {
     "s3_endpoint",
     "s3_secret",
     "x_api_base_url",
+    "kafka_security_protocol",
+    "kafka_ca_secret",
+    "hourly_kafka_secret",
 }
 
 
@@ -170,6 +179,11 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         raise SettingsError(
             f"{env_name('spark_executor_resources')}: limits.memory {executor.memory_limit} is "
             f"below the {MIN_EXECUTOR_MIB}Mi a Spark executor needs"
+        )
+    if settings.kafka_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise SettingsError(
+            f"{env_name('kafka_security_protocol')}={settings.kafka_security_protocol!r}: "
+            "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
         )
     if not settings.kafka_bootstrap.strip():
         raise SettingsError(f"{env_name('kafka_bootstrap')} must not be empty")

@@ -70,6 +70,8 @@ class FeedSpec:
     aggregation: Aggregation
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     suspend: bool = False
+    # Secret (keys username, password) of the producers' Kafka user: a name, never the values.
+    kafka_credentials: str | None = None
 
 
 def spec_of(manifest_or_spec: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -202,6 +204,8 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
     policy = spec.get("deletionPolicy", "Retain")
     if policy not in ("Retain", "Delete"):
         raise SpecError(f"spec.deletionPolicy: expected Retain or Delete, got {policy!r}")
+    k = _obj(spec, "kafka", "spec")
+    creds = _obj(k, "credentialsSecretRef", "spec.kafka")
     return FeedSpec(
         coin=coin,
         prices=prices,
@@ -210,4 +214,7 @@ def parse_spec(manifest_or_spec: Mapping[str, Any]) -> FeedSpec:
         aggregation=aggregation,
         deletion_policy="Delete" if policy == "Delete" else "Retain",
         suspend=bool(spec.get("suspend", False)),
+        kafka_credentials=(
+            _str(creds, "name", "spec.kafka.credentialsSecretRef") if creds else None
+        ),
     )

@@ -7,6 +7,8 @@
 #   4. kube-linter (.kube-linter.yaml) on every chart rendered with each of those values files;
 #      skipped, with the reason, when no kube-linter binary exists (the Go module proxy reachable
 #      here does not serve it).
+#   5. Checkov (.checkov.yaml, every skipped check justified there) on every chart rendered with
+#      each values file, in one run; from the venv `make setup` makes under $CACHE/tools.
 # Every step runs; the script fails at the end if any step failed.
 set -uo pipefail
 
@@ -118,6 +120,32 @@ else
   echo "  the Go module proxy reachable here does not serve golang.stackrox.io/kube-linter (see"
   echo "  'bash scripts/build-go-tools.sh kube-linter'). Install it to run this step; the chart"
   echo "  tests (tests/integration/charts) check the same security and resource rules meanwhile."
+fi
+
+# 5. Checkov
+step "checkov"
+CHECKOV="$CACHE/tools/checkov-${CHECKOV_VERSION}/bin/checkov"
+if [ -z "${HELM:-}" ]; then
+  fail checkov "needs helm to render the charts"
+elif [ -x "$CHECKOV" ]; then
+  rendered="$(mktemp -d)"
+  for c in "${charts[@]}"; do
+    while IFS= read -r v; do
+      args=(template coinfeed "$c" --namespace coinfeed)
+      [ -n "$v" ] && args+=(-f "$v")
+      name="$(basename "$c")-$(basename "${v:-defaults}" .yaml)"
+      "$HELM" "${args[@]}" >"$rendered/$name.yaml" || fail checkov "helm template $c ${v:-(defaults)}"
+    done < <(values_files "$c")
+  done
+  # One process over every rendering: Checkov's start-up dominates its run time.
+  if "$CHECKOV" --config-file .checkov.yaml -d "$rendered"; then
+    echo "checkov: $(find "$rendered" -name '*.yaml' | wc -l) renderings clean"
+  else
+    fail checkov "checkov reported problems (see above; exceptions go in .checkov.yaml, justified)"
+  fi
+  rm -rf "$rendered"
+else
+  fail checkov "checkov $CHECKOV_VERSION not found at $CHECKOV: run 'make setup'"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

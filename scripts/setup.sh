@@ -27,5 +27,15 @@ else
   "$VENV/bin/python" -m pip install -q -e ".[dev,bench]"
 fi
 bash scripts/fetch-jars.sh
+# Checkov (manifest security lint in `make lint`): its own venv, because its pins (an old
+# packaging, networkx 2) would downgrade packages the project's environment uses.
+# shellcheck disable=SC1091  # versions.env holds plain KEY=value lines
+source versions.env
+checkov_venv="${COINFEED_CACHE:-$HOME/.cache/coinfeed}/tools/checkov-$CHECKOV_VERSION"
+if [ ! -x "$checkov_venv/bin/checkov" ]; then
+  echo "setup: installing checkov $CHECKOV_VERSION into $checkov_venv ..."
+  python3 -m venv "$checkov_venv"
+  "$checkov_venv/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
+fi
 echo "$hash" > "$stamp"
 echo "setup: done. Next: make demo, or make test"

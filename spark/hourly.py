@@ -25,6 +25,7 @@ if __name__ == "__main__" and not __package__:
 
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
+from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
 from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
 
 log = logging.getLogger("coinfeed.spark.hourly")
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) -> Any:
     """Raw rows of ``topic`` whose Kafka timestamp falls in one of ``windows``."""
+    # Security (SASL/TLS) from the COINFEED_KAFKA_* variables and mounted files: passed as
+    # reader options in-process, never on the spark-submit command line.
+    security = spark_kafka_options(security_from_env())
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
     frames = []
@@ -160,6 +164,7 @@ def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) 
             # A window newer than every record starts at the end instead of failing.
             .option("startingOffsetsByTimestampStrategy", "latest")
             .option("failOnDataLoss", "false")
+            .options(**security)
             .load()
         )
         # Offsets come from the first record at/after each bound; producer-set timestamps need
@@ -358,6 +363,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         if not args.lake:
             usage_error(f"--lake is required (or set ${LAKE_ENV})")
         bootstrap_servers(args.bootstrap)  # validate early, with a clear message
+        try:
+            security_from_env()
+        except KafkaSecurityError as exc:
+            usage_error(str(exc))
         now = hr.parse_instant(args.now) if args.now else datetime.now(UTC)
         grace = timedelta(minutes=args.grace_minutes)
         if (args.from_hour is None) != (args.to_hour is None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from coinfeed.demo.monitoring import REPO_ROOT
@@ -64,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="social posts to replay: x, bluesky or both (default x,bluesky); each platform's "
         "sample file gets its own replay producer, all onto the coin's tweets topic",
     )
+    run.add_argument(
+        "--kafka-security",
+        choices=("plaintext", "sasl_ssl"),
+        default=os.environ.get("KAFKA_SECURITY") or "plaintext",
+        help="sasl_ssl: TLS + SCRAM users with per-client ACLs (default $KAFKA_SECURITY or "
+        "plaintext)",
+    )
     run.add_argument("--replay-timeout", type=float, default=600.0, help="seconds")
     run.add_argument("--job-timeout", type=float, default=900.0, help="seconds")
     return parser
@@ -91,5 +99,6 @@ def main(argv: list[str]) -> int:
         replay_timeout=args.replay_timeout,
         job_timeout=args.job_timeout,
         platforms=tuple(p.strip().lower() for p in args.platforms.split(",") if p.strip()),
+        kafka_security="sasl_ssl" if args.kafka_security == "sasl_ssl" else "plaintext",
     )
     return demo.run(opts)

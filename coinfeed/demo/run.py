@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
@@ -26,7 +26,13 @@ from coinfeed import producer_env
 from coinfeed.demo import procs, sample
 from coinfeed.demo.monitoring import REPO_ROOT, rule_files
 from coinfeed.demo.prometheus import prometheus_config, start_prometheus, start_pushgateway
+from coinfeed.devcluster.config import Security
 from coinfeed.devcluster.procs import free_ports
+from coinfeed.kafka_acls import operator_grants, producer_grants, reader_grants
+from coinfeed.kafka_security import KafkaSecurity
+
+if TYPE_CHECKING:
+    from coinfeed.devcluster import LocalKafkaCluster
 
 KAFKA_SUBDIR: Final = "kafka"  # the same folder `make kafka-up` uses: `make kafka-status` sees it
 HOURLY_NAME: Final = "hourly"
@@ -59,6 +65,8 @@ class Options:
     replay_timeout: float
     job_timeout: float
     platforms: Sequence[str] = sample.PLATFORMS
+    # sasl_ssl: every client connects as its own SCRAM user with only the ACLs it needs.
+    kafka_security: Security = "plaintext"
 
 
 @dataclass(frozen=True)
@@ -307,16 +315,23 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
         if opts.free_ports:
             zk, *brokers = free_ports(4)
             spec = ClusterSpec(
-                run_dir / KAFKA_SUBDIR, broker_ports=tuple(brokers), zookeeper_port=zk
+                run_dir / KAFKA_SUBDIR,
+                broker_ports=tuple(brokers),
+                zookeeper_port=zk,
+                security=opts.kafka_security,
             )
         else:
-            spec = ClusterSpec(run_dir / KAFKA_SUBDIR)
+            spec = ClusterSpec(run_dir / KAFKA_SUBDIR, security=opts.kafka_security)
         cluster = LocalKafkaCluster(spec, progress=lambda msg: progress.console.log(msg))
         try:
             cluster.up()
         except Exception as exc:
             raise DemoError(f"Kafka did not start: {exc}") from exc
         bootstrap = cluster.bootstrap
+        try:
+            users = kafka_users(cluster, [f.coin for f in feeds])
+        except Exception as exc:
+            raise DemoError(f"creating the Kafka users failed: {exc}") from exc
         progress.update(t, completed=1)
 
         # 2. topics, decided by the operator's own desired-state function
@@ -324,7 +339,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
         try:
             for feed in feeds:
                 desired = desired_topics(with_retention(feed.manifest, retention))
-                create_topics(bootstrap, desired)
+                create_topics(bootstrap, desired, cluster.client_security(users.operator))
                 progress.advance(t, len(desired))
         except Exception as exc:
             raise DemoError(f"creating the topics failed: {type(exc).__name__}: {exc}") from exc
@@ -368,7 +383,8 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
                 p.name,
                 producer_argv(p, bootstrap, opts.speed, idle=opts.prometheus),
                 run_dir,
-                env=producer_env_for(p.replay.kind),
+                env=producer_env_for(p.replay.kind)
+                | cluster.client_env(users.producers[p.replay.coin]),
             )
             for p in producers
         }
@@ -400,7 +416,7 @@ def _run(opts: Options, run_dir: Path, console: Any, started: float) -> int:
             HOURLY_NAME,
             hourly_argv(coins, window, lake, bootstrap, pushgateway),
             run_dir,
-            env={"PYSPARK_PYTHON": sys.executable},
+            env={"PYSPARK_PYTHON": sys.executable} | cluster.client_env(users.reader),
         )
         try:
             code = job.wait(timeout=opts.job_timeout)
@@ -453,12 +469,34 @@ def with_retention(manifest: dict[str, Any], hours: int) -> dict[str, Any]:
     return {**manifest, "spec": spec}
 
 
-def create_topics(bootstrap: str, desired: Sequence[Any]) -> None:
+@dataclass(frozen=True)
+class KafkaUsers:
+    operator: str
+    reader: str
+    producers: dict[str, str]  # coin -> user
+
+
+def kafka_users(cluster: LocalKafkaCluster, coins: Sequence[str]) -> KafkaUsers:
+    """One Kafka user per client, as the charts make them (with plaintext, names only)."""
+    users = KafkaUsers(
+        "coinfeed-operator", "coinfeed-spark", {c: f"coinfeed-producer-{c}" for c in coins}
+    )
+    if cluster.spec.tls:
+        cluster.add_user(users.operator, operator_grants())
+        cluster.add_user(users.reader, reader_grants())
+        for coin, user in users.producers.items():
+            cluster.add_user(user, producer_grants(coin))
+    return users
+
+
+def create_topics(
+    bootstrap: str, desired: Sequence[Any], security: KafkaSecurity | None = None
+) -> None:
     """Make the operator's desired topics exist, through the operator's own topic applier
     (create if missing, already-there is success, config altered, partitions only grown)."""
     from coinfeed.operator.kafka_apply import KafkaTopics
 
-    topics = KafkaTopics(bootstrap, timeout_seconds=30)
+    topics = KafkaTopics(bootstrap, timeout_seconds=30, security=security)
     try:
         plan, _ = topics.reconcile(list(desired))
     finally:

@@ -136,6 +136,8 @@ def _cert(
     server_names: Sequence[str] = (),
     server_ips: Sequence[str] = (),
     client: bool = False,
+    client_and_server: bool = False,
+    valid: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -153,8 +155,8 @@ def _cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         # Back-dated a little: the processes may read the clock a moment "earlier" than we did.
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=7))
+        .not_valid_before(valid[0] if valid else now - dt.timedelta(hours=1))
+        .not_valid_after(valid[1] if valid else now + dt.timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
@@ -163,6 +165,8 @@ def _cert(
         )
     else:
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH]
+        if client_and_server:
+            usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server_names or server_ips:
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]

@@ -16,12 +16,14 @@ from coinfeed.devcluster.config import (
     DEFAULT_HOST,
     DEFAULT_ZOOKEEPER_PORT,
     MODES,
+    SECURITIES,
     ClusterSpec,
     Mode,
 )
 from coinfeed.devcluster.kafka import ClusterError, LocalKafkaCluster, format_status
 
 MODE_ENV = "KAFKA_MODE"
+SECURITY_ENV = "KAFKA_SECURITY"
 DEFAULT_RUN_DIR = Path("run/kafka")
 
 
@@ -42,6 +44,10 @@ def default_mode() -> str:
     return os.environ.get(MODE_ENV) or "zookeeper"
 
 
+def default_security() -> str:
+    return os.environ.get(SECURITY_ENV) or "plaintext"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coinfeed kafka",
@@ -51,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  coinfeed kafka up                       # ZooKeeper + brokers on :9092,9093,9094\n"
         "  KAFKA_MODE=kraft coinfeed kafka up      # three combined KRaft nodes\n"
+        "  KAFKA_SECURITY=sasl_ssl coinfeed kafka up  # TLS + SCRAM users + ACLs (zookeeper mode)\n"
         "  coinfeed kafka status --run-dir run/kafka\n"
         "  coinfeed kafka down --purge             # stop, and delete topics and records",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         default=default_mode(),
         help=f"zookeeper or kraft (default: ${MODE_ENV} or zookeeper; now {default_mode()})",
+    )
+    up.add_argument(
+        "--security",
+        choices=SECURITIES,
+        default=default_security(),
+        help="plaintext, or sasl_ssl: one SASL_SSL listener (SCRAM-SHA-512 over TLS, brokers "
+        "included), a generated CA under <run-dir>/tls, ACLs; the admin password in "
+        f"<run-dir>/secrets (default: ${SECURITY_ENV} or plaintext; now {default_security()})",
     )
     up.add_argument(
         "--host", default=DEFAULT_HOST, help=f"loopback address (default: {DEFAULT_HOST})"
@@ -154,6 +169,7 @@ def main(argv: list[str]) -> int:
                 zookeeper_port=args.zookeeper_port,
                 controller_ports=args.controller_ports,
                 heap_mb=args.heap_mb,
+                security="sasl_ssl" if args.security == "sasl_ssl" else "plaintext",
             )
             cluster = LocalKafkaCluster(spec, progress=_progress)
             cluster.up(timeout=args.timeout)

@@ -16,6 +16,13 @@ from typing import Any, Final, Literal
 
 Mode = Literal["zookeeper", "kraft"]
 MODES: Final[tuple[Mode, ...]] = ("zookeeper", "kraft")
+# plaintext: one PLAINTEXT listener. sasl_ssl: one SASL_SSL listener (SCRAM-SHA-512 over TLS) for
+# clients and brokers alike, an ACL authorizer, and ``admin`` as the only super user.
+Security = Literal["plaintext", "sasl_ssl"]
+SECURITIES: Final[tuple[Security, ...]] = ("plaintext", "sasl_ssl")
+ADMIN_USER: Final = "admin"
+SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
+CONFIG_COMMAND_MAIN: Final = "kafka.admin.ConfigCommand"
 BROKER_IDS: Final[tuple[int, ...]] = (1, 2, 3)
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_BROKER_PORTS: Final[tuple[int, int, int]] = (9092, 9093, 9094)
@@ -51,6 +58,7 @@ class ClusterSpec:
     zookeeper_port: int = DEFAULT_ZOOKEEPER_PORT
     controller_ports: tuple[int, ...] = DEFAULT_CONTROLLER_PORTS
     heap_mb: int = DEFAULT_HEAP_MB
+    security: Security = "plaintext"
     # KRaft only: every node's log dir is formatted with this one id (made on first `up`).
     cluster_id: str | None = field(default=None)
 
@@ -77,6 +85,14 @@ class ClusterSpec:
             _check_port(port)
         if len(set(listening.values())) != len(listening):
             raise ValueError(f"ports must all differ, got {listening}")
+        if self.security not in SECURITIES:
+            raise ValueError(
+                f"unknown Kafka security {self.security!r}: expected one of {', '.join(SECURITIES)}"
+            )
+        if self.security == "sasl_ssl" and self.mode == "kraft":
+            # KRaft's only bootstrap path for SCRAM users is `kafka-storage format --add-scram`,
+            # which takes the credential on the command line: we do not put secrets in argv.
+            raise ValueError("KAFKA_SECURITY=sasl_ssl needs KAFKA_MODE=zookeeper")
         if self.heap_mb < 128:
             raise ValueError(f"heap of {self.heap_mb} MB is too small for a broker (>= 128)")
 
@@ -124,6 +140,28 @@ class ClusterSpec:
 
     def state_path(self) -> Path:
         return self.run_dir / STATE_FILE
+
+    # sasl_ssl only: the generated CA, the brokers' key + certificate, and one password per user.
+    def ca_path(self) -> Path:
+        return self.run_dir / "tls" / "ca.pem"
+
+    def ca_key_path(self) -> Path:
+        return self.run_dir / "tls" / "ca.key"
+
+    def broker_keystore_path(self) -> Path:
+        return self.run_dir / "tls" / "broker.pem"
+
+    def password_path(self, user: str) -> Path:
+        if not user or not all(c.isalnum() or c in "-_." for c in user):
+            raise ValueError(f"invalid Kafka user name {user!r}: letters, digits, '-', '_', '.'")
+        return self.run_dir / "secrets" / f"{user}.password"
+
+    def scram_config_path(self) -> Path:
+        return self.run_dir / "secrets" / "admin-scram.properties"
+
+    @property
+    def tls(self) -> bool:
+        return self.security == "sasl_ssl"
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)
@@ -184,17 +222,49 @@ LOCAL_SETTINGS: Final[dict[str, str]] = {
 }
 
 
-def broker_properties(spec: ClusterSpec, broker_id: int) -> dict[str, str]:
-    """``server.properties`` of one broker (ZooKeeper mode) or combined KRaft node."""
+def security_properties(spec: ClusterSpec, admin_password: str) -> dict[str, str]:
+    """Broker settings of ``sasl_ssl``: SCRAM over TLS on the one listener, brokers included
+    (they log in as ``admin``), hostname-verified, and ACLs with no allow-by-default."""
+    if '"' in admin_password or "\\" in admin_password or "\n" in admin_password:
+        raise ValueError("the admin password must not contain quotes, backslashes or newlines")
+    mech = SCRAM_MECHANISM.lower()
+    return {
+        "security.inter.broker.protocol": "SASL_SSL",
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"listener.name.sasl_ssl.{mech}.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_USER}" password="{admin_password}";'
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(spec.broker_keystore_path()),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(spec.ca_path()),
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.client.auth": "none",  # clients authenticate with SCRAM; TLS only encrypts
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_USER}",
+    }
+
+
+def broker_properties(
+    spec: ClusterSpec, broker_id: int, admin_password: str | None = None
+) -> dict[str, str]:
+    """``server.properties`` of one broker (ZooKeeper mode) or combined KRaft node.
+
+    ``sasl_ssl`` needs ``admin_password``: the file holding it is written private (0600).
+    """
     if broker_id not in BROKER_IDS:
         raise ValueError(f"unknown broker id {broker_id}: expected one of {list(BROKER_IDS)}")
     port = spec.broker_port(broker_id)
+    listener = "SASL_SSL" if spec.tls else "PLAINTEXT"
     props: dict[str, str] = {}
     if spec.mode == "zookeeper":
         props |= {
             "broker.id": str(broker_id),
-            "listeners": f"PLAINTEXT://{spec.host}:{port}",
-            "advertised.listeners": f"PLAINTEXT://{spec.host}:{port}",
+            "listeners": f"{listener}://{spec.host}:{port}",
+            "advertised.listeners": f"{listener}://{spec.host}:{port}",
             "zookeeper.connect": f"{spec.host}:{spec.zookeeper_port}",
             # A SIGKILLed broker is noticed when its session expires: keep that short.
             "zookeeper.session.timeout.ms": "6000",
@@ -217,6 +287,10 @@ def broker_properties(spec: ClusterSpec, broker_id: int) -> dict[str, str]:
             "broker.session.timeout.ms": "6000",
             "broker.heartbeat.interval.ms": "1000",
         }
+    if spec.tls:
+        if admin_password is None:
+            raise ValueError("a sasl_ssl broker needs the admin password")
+        props |= security_properties(spec, admin_password)
     props["log.dirs"] = str(spec.data_dir(broker_name(broker_id)))
     props |= DURABILITY_SETTINGS
     props |= LOCAL_SETTINGS
@@ -291,6 +365,31 @@ def java_command(
 def node_command(java: str, jars_dir: Path, spec: ClusterSpec, node: str) -> list[str]:
     main_class = ZOOKEEPER_MAIN if node == ZOOKEEPER else KAFKA_MAIN
     return java_command(java, jars_dir, spec, main_class, str(spec.config_path(node)))
+
+
+def admin_scram_properties(admin_password: str) -> str:
+    """ConfigCommand's ``--add-config-file``: the admin's SCRAM credential, kept out of argv."""
+    return f"{SCRAM_MECHANISM}=password={admin_password}\n"
+
+
+def admin_scram_command(java: str, jars_dir: Path, spec: ClusterSpec) -> list[str]:
+    """Store the admin's SCRAM credential in ZooKeeper before any broker starts: the brokers
+    log in to each other with it, so it cannot be created through a broker."""
+    return java_command(
+        java,
+        jars_dir,
+        spec,
+        CONFIG_COMMAND_MAIN,
+        "--zookeeper",
+        f"{spec.host}:{spec.zookeeper_port}",
+        "--alter",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        ADMIN_USER,
+        "--add-config-file",
+        str(spec.scram_config_path()),
+    )
 
 
 def format_command(java: str, jars_dir: Path, spec: ClusterSpec, broker_id: int) -> list[str]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,13 @@ from typing import Any
 from coinfeed import paths
 from coinfeed.devcluster import procs
 from coinfeed.devcluster.config import (
+    ADMIN_USER,
     BROKER_IDS,
+    SCRAM_MECHANISM,
     ZOOKEEPER,
     ClusterSpec,
+    admin_scram_command,
+    admin_scram_properties,
     broker_name,
     broker_properties,
     format_command,
@@ -33,6 +38,14 @@ from coinfeed.devcluster.config import (
     node_command,
     render_properties,
     zookeeper_config,
+)
+from coinfeed.kafka_acls import Grant, apply_acls
+from coinfeed.kafka_security import (
+    CAFILE_ENV,
+    PASSWORD_FILE_ENV,
+    PROTOCOL_ENV,
+    USERNAME_ENV,
+    KafkaSecurity,
 )
 
 Progress = Callable[[str], None]
@@ -82,7 +95,16 @@ class ClusterStatus:
 def format_status(status: ClusterStatus) -> str:
     """Human-readable status: one line per node, then what the metadata request saw."""
     spec = status.spec
-    lines = [f"Kafka cluster ({spec.mode}) in {spec.run_dir}", f"  bootstrap: {spec.bootstrap}"]
+    lines = [
+        f"Kafka cluster ({spec.mode}, {spec.security}) in {spec.run_dir}",
+        f"  bootstrap: {spec.bootstrap}",
+    ]
+    if spec.tls:
+        # Paths only: the passwords stay in their 0600 files.
+        lines.append(
+            f"  SASL_SSL/{SCRAM_MECHANISM}: CA {spec.ca_path()}, "
+            f"users' passwords in {spec.run_dir / 'secrets'} (super user {ADMIN_USER})"
+        )
     ports = spec.listen_ports()
     for n in status.nodes:
         state = "alive" if n.alive else "stopped"
@@ -110,6 +132,52 @@ def find_java() -> str:
             "java not found: install Java 17+ (apt-get install openjdk-17-jre-headless)"
         )
     return java
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` readable by its owner only (passwords, keys, configs holding a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def new_ca() -> tuple[bytes, bytes]:
+    """A fresh CA: (certificate PEM, PKCS#8 key PEM)."""
+    from coinfeed.devcluster.apiserver import _cert, _key_pem, _new_key
+
+    ca_key = _new_key()
+    return _cert("coinfeed-kafka-dev-ca", (), ca_key, None, ca=True), _key_pem(ca_key)
+
+
+def broker_keystore(
+    host: str, ca_pem: bytes, ca_key_pem: bytes, valid: tuple[Any, Any] | None = None
+) -> bytes:
+    """The brokers' key + certificate chain (one PEM, PKCS#8 key), signed by the given CA.
+
+    The brokers share one certificate valid for every name a client on this host may use.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from coinfeed.devcluster.apiserver import _cert, _key_pem, _new_key
+
+    ca_cert = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    key = _new_key()
+    ips = sorted({host, "127.0.0.1"} - {"localhost"})
+    cert = _cert(
+        "coinfeed-kafka-broker",
+        (),
+        key,
+        (ca_cert.subject, ca_key),
+        server_names=("localhost",),
+        server_ips=ips,
+        # Brokers also open TLS connections to each other, so the certificate is a client's too.
+        client_and_server=True,
+        valid=valid,
+    )
+    return _key_pem(key) + cert + ca_pem
 
 
 def check_jars(jars_dir: Path) -> Path:
@@ -205,6 +273,8 @@ class LocalKafkaCluster:
             if ZOOKEEPER in to_start:
                 self._spawn(java, jars_dir, ZOOKEEPER)
                 self._wait_zookeeper(started_at + timeout)
+            if self.spec.tls and any(n != ZOOKEEPER for n in to_start):
+                self._store_admin_credential(java, jars_dir)
             for node in to_start:
                 if node != ZOOKEEPER:
                     self._spawn(java, jars_dir, node)
@@ -276,6 +346,125 @@ class LocalKafkaCluster:
             self._spawn(self._java or find_java(), self._jars_dir or paths.kafka_jars_dir(), node)
         self.wait_for_brokers([broker_id], deadline=time.monotonic() + timeout)
 
+    # -- security (sasl_ssl) ----------------------------------------------------------------------
+
+    def password(self, user: str) -> str:
+        """``user``'s password (made on first use, kept 0600 under the run dir)."""
+        path = self.spec.password_path(user)
+        if not path.is_file():
+            write_private(path, secrets.token_urlsafe(24).encode())
+        return path.read_text(encoding="utf-8").strip()
+
+    def client_security(self, user: str) -> KafkaSecurity:
+        """How ``user`` connects (PLAINTEXT when this cluster is not secured)."""
+        if not self.spec.tls:
+            return KafkaSecurity()
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            mechanism=SCRAM_MECHANISM,
+            username=user,
+            password=self.password(user),
+            cafile=str(self.spec.ca_path()),
+        )
+
+    def admin_security(self) -> KafkaSecurity:
+        return self.client_security(ADMIN_USER)
+
+    def client_env(self, user: str) -> dict[str, str]:
+        """``COINFEED_KAFKA_*`` variables for a child process connecting as ``user``: the password
+        as a file path, as a mounted Secret would give it, never the value itself."""
+        if not self.spec.tls:
+            return {}
+        self.password(user)
+        return {
+            PROTOCOL_ENV: "SASL_SSL",
+            USERNAME_ENV: user,
+            PASSWORD_FILE_ENV: str(self.spec.password_path(user)),
+            CAFILE_ENV: str(self.spec.ca_path()),
+        }
+
+    def add_user(self, user: str, grants: Sequence[Grant]) -> KafkaSecurity:
+        """Create (or reset) ``user``'s SCRAM credential through the brokers, as admin, and allow
+        it exactly ``grants``. Returns how the user connects."""
+        if not self.spec.tls:
+            raise ClusterError("users and ACLs exist only with security sasl_ssl")
+        from kafka.admin import UserScramCredentialUpsertion
+
+        # With ZooKeeper only the controller takes this request; another broker answers
+        # NOT_CONTROLLER, which kafka-python reports as success (no message). So: alter, then
+        # check the credential is stored, and try again (the next request may reach the
+        # controller).
+        for _ in range(20):
+            result = self.admin().alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(user, SCRAM_MECHANISM, self.password(user))]
+            )
+            if result.get(user):
+                raise ClusterError(f"creating Kafka user {user} failed: {result[user]}")
+            stored = self.admin().describe_user_scram_credentials([user]).get(user) or {}
+            if stored.get("credential_infos"):
+                break
+            self._close_admin()  # a new client may pick another node
+            time.sleep(0.3)
+        else:
+            raise ClusterError(f"creating Kafka user {user}: the credential was not stored")
+        if grants:
+            apply_acls(self.admin(), user, grants)
+        security = self.client_security(user)
+        self._wait_user_ready(security)
+        return security
+
+    def _wait_user_ready(self, security: KafkaSecurity, timeout: float = 60.0) -> None:
+        """Each broker learns a new credential from ZooKeeper a moment later: wait until every
+        broker accepts it, so the caller's first connection does not race that."""
+        from coinfeed.kafka import make_admin
+
+        deadline = time.monotonic() + timeout
+        for port in self.spec.broker_ports:
+            while True:
+                try:
+                    make_admin(
+                        f"{self.spec.host}:{port}",
+                        security=security,
+                        bootstrap_timeout_ms=2_000,
+                        request_timeout_ms=5_000,
+                    ).close()
+                    break
+                except Exception as exc:
+                    if time.monotonic() > deadline:
+                        raise ClusterError(
+                            f"broker on port {port} does not accept user {security.username} "
+                            f"after {timeout:.0f}s: {exc}"
+                        ) from exc
+                    time.sleep(0.5)
+
+    def _ensure_tls(self) -> None:
+        spec = self.spec
+        if spec.ca_path().is_file() and spec.broker_keystore_path().is_file():
+            return
+        ca_pem, ca_key = new_ca()
+        # The CA key is kept (owner only) so certificates can be reissued for this dev cluster.
+        write_private(spec.ca_key_path(), ca_key)
+        write_private(spec.broker_keystore_path(), broker_keystore(spec.host, ca_pem, ca_key))
+        spec.ca_path().write_bytes(ca_pem)
+
+    def _store_admin_credential(self, java: str, jars_dir: Path) -> None:
+        """The brokers' own SCRAM user goes straight into ZooKeeper (they log in to each other
+        with it, so it cannot be made through them); the password travels in a 0600 file."""
+        write_private(
+            self.spec.scram_config_path(),
+            admin_scram_properties(self.password(ADMIN_USER)).encode(),
+        )
+        cmd = admin_scram_command(java, jars_dir, self.spec)
+        log_path = self.spec.log_path(ZOOKEEPER)
+        with log_path.open("ab") as log:
+            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=120).returncode
+        if rc != 0:
+            raise NodeFailedError(
+                f"storing the admin SCRAM credential failed (exit {rc}); see {log_path}:\n"
+                + procs.tail(log_path)
+            )
+        self._progress(f"SCRAM user {ADMIN_USER} stored in ZooKeeper")
+
     # -- metadata -------------------------------------------------------------------------------
 
     def admin(self) -> Any:
@@ -284,7 +473,10 @@ class LocalKafkaCluster:
             from coinfeed.kafka import make_admin
 
             self._admin_client = make_admin(
-                self.bootstrap, request_timeout_ms=10_000, client_id="coinfeed-devcluster"
+                self.bootstrap,
+                security=self.admin_security(),
+                request_timeout_ms=10_000,
+                client_id="coinfeed-devcluster",
             )
         return self._admin_client
 
@@ -402,9 +594,15 @@ class LocalKafkaCluster:
             spec.config_path(ZOOKEEPER).write_text(
                 render_properties(zookeeper_config(spec)), encoding="utf-8"
             )
+        admin_password = None
+        if spec.tls:
+            self._ensure_tls()
+            admin_password = self.password(ADMIN_USER)
         for b in BROKER_IDS:
-            spec.config_path(broker_name(b)).write_text(
-                render_properties(broker_properties(spec, b)), encoding="utf-8"
+            # Private: in sasl_ssl mode the file holds the brokers' own SCRAM password.
+            write_private(
+                spec.config_path(broker_name(b)),
+                render_properties(broker_properties(spec, b, admin_password)).encode(),
             )
         state.write_text(spec.to_json(), encoding="utf-8")
 

@@ -41,6 +41,12 @@ cp "$CONFIG_DIR/server.properties" "$props"
       echo "listener.name.client.ssl.truststore.password=${pw}"
       ;;
   esac
+  if [ "$CLIENT_PROTOCOL" != PLAINTEXT ]; then
+    # The internal (and controller) listeners are mutual TLS whenever the client one is secured.
+    pw="$(cat "$SECRETS_DIR/tls/password")"
+    echo "ssl.keystore.password=${pw}"
+    echo "ssl.truststore.password=${pw}"
+  fi
   case "$CLIENT_PROTOCOL" in
     SASL_PLAINTEXT | SASL_SSL)
       mech="$(echo "${SASL_MECHANISM:?}" | tr '[:upper:]' '[:lower:]')"

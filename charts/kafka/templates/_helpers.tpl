@@ -77,6 +77,16 @@ base64url without padding: the form kafka-storage.sh expects). */}}
 {{- if gt (int $c.minInsyncReplicas) (int $c.defaultReplicationFactor) -}}
 {{- fail (printf "config.minInsyncReplicas (%d) must not exceed config.defaultReplicationFactor (%d): no write could succeed" (int $c.minInsyncReplicas) (int $c.defaultReplicationFactor)) -}}
 {{- end -}}
+{{- $secured := ne .Values.listeners.client.protocol "PLAINTEXT" -}}
+{{- if and $secured (not .Values.tls.existingSecret) -}}
+{{- fail (printf "listeners.client.protocol %s needs tls.existingSecret: the internal listener is then mutual TLS, so no PLAINTEXT listener remains" .Values.listeners.client.protocol) -}}
+{{- end -}}
+{{- if and .Values.authorization.enabled (not $secured) -}}
+{{- fail "authorization.enabled needs a secured client listener (listeners.client.protocol SSL, SASL_PLAINTEXT or SASL_SSL): ACLs on anonymous clients mean nothing" -}}
+{{- end -}}
+{{- if and .Values.sasl.usersSecret (not (contains "SASL" .Values.listeners.client.protocol)) -}}
+{{- fail "sasl.usersSecret needs listeners.client.protocol SASL_PLAINTEXT or SASL_SSL" -}}
+{{- end -}}
 {{- $ports := list (int .Values.listeners.client.port) (int .Values.listeners.internal.port) (int .Values.listeners.controller.port) -}}
 {{- if ne (len ($ports | uniq)) 3 -}}
 {{- fail (printf "listeners: client, internal and controller ports must differ, got %v" $ports) -}}
@@ -137,4 +147,9 @@ tolerations:
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* Whether the client listener is secured: then the internal (and controller) listeners are mTLS. */}}
+{{- define "kafka.secured" -}}
+{{- if ne .Values.listeners.client.protocol "PLAINTEXT" }}true{{ end -}}
 {{- end -}}

@@ -167,7 +167,7 @@ def test_client_listener_plaintext_by_default_sasl_ssl_as_option(helm: Helm) -> 
     assert not [k for k in secure if "password" in k or "jaas" in k]
     volumes = find(objs, "StatefulSet", "coinfeed-kafka")["spec"]["template"]["spec"]["volumes"]
     secrets = {v["secret"]["secretName"] for v in volumes if "secret" in v}
-    assert secrets == {"kafka-client-tls", "kafka-client-jaas"}
+    assert secrets == {"kafka-client-tls", "kafka-client-jaas", "coinfeed-kafka-users"}
     # The produce/consume test pod speaks PLAINTEXT only.
     assert not list(by_kind(objs, "Pod"))
 

@@ -44,6 +44,21 @@ def test_mode_defaults_to_kafka_mode_env(monkeypatch: pytest.MonkeyPatch) -> Non
     assert kafka_cli.build_parser().parse_args(["up"]).mode == "zookeeper"
 
 
+def test_security_defaults_to_kafka_security_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY", "sasl_ssl")
+    assert kafka_cli.build_parser().parse_args(["up"]).security == "sasl_ssl"
+    monkeypatch.delenv("KAFKA_SECURITY")
+    assert kafka_cli.build_parser().parse_args(["up"]).security == "plaintext"
+
+
+def test_sasl_ssl_with_kraft_is_refused_before_any_jvm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["up", "--mode", "kraft", "--security", "sasl_ssl", "--run-dir", str(tmp_path)]
+    assert kafka_cli.main(argv) == 1
+    assert "KAFKA_SECURITY=sasl_ssl needs KAFKA_MODE=zookeeper" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("ports", ["9092,9093", "a,b,c", "1,2,3,4"])
 def test_bad_port_lists_rejected(ports: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
