@@ -1,11 +1,12 @@
 """Static validation: helm lint --strict on every chart and shipped values file, shellcheck on
-every shell script, yamllint on manifests/ and the charts' YAML, kube-linter when it exists."""
+every shell script, yamllint on manifests/ and the charts' YAML, Checkov over every chart rendering."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -76,26 +77,48 @@ def test_yamllint_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_kube_linter_clean(helm: Helm, tmp_path_factory: pytest.TempPathFactory) -> None:
-    version = versions.get("KUBE_LINTER_VERSION")
-    binary = shutil.which("kube-linter") or str(
-        bin_dir() / f"kube-linter-{version}" / "kube-linter"
-    )
-    if not os.access(binary, os.X_OK):
-        pytest.skip(
-            f"kube-linter {version} not installed: the Go module proxy reachable here does not "
-            "serve golang.stackrox.io/kube-linter (scripts/build-go-tools.sh kube-linter); "
-            "test_chart_render.py checks the security, resource and probe rules meanwhile"
-        )
-    out = tmp_path_factory.mktemp("kube-linter")
+PRIVILEGED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bad, namespace: coinfeed}
+spec:
+  selector: {matchLabels: {app: bad}}
+  template:
+    metadata: {labels: {app: bad}}
+    spec:
+      containers:
+        - name: bad
+          image: busybox:latest
+          securityContext: {privileged: true}
+"""
+
+
+def test_checkov_passes_every_rendering_and_refuses_a_privileged_pod(
+    helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The manifest security lint of `make lint` (kube-linter is not served here; Checkov from
+    PyPI is), over every chart x values file, with the exceptions justified in .checkov.yaml."""
+    version = versions.get("CHECKOV_VERSION")
+    binary = bin_dir().parent / "tools" / f"checkov-{version}" / "bin" / "checkov"
+    assert os.access(binary, os.X_OK), f"checkov {version} missing at {binary}: run `make setup`"
+    out = tmp_path_factory.mktemp("checkov")
     for chart, values in lint_matrix():
         rendered = helm.template_text(chart, values=[values] if values else []).stdout
-        path = out / f"{chart}-{(values or 'defaults').replace('/', '-')}"
-        path.write_text(rendered)
-        proc = subprocess.run(
-            [binary, "lint", "--config", str(REPO / ".kube-linter.yaml"), str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, f"{chart} {values}:\n{proc.stdout}{proc.stderr}"
+        (
+            out / f"{chart.replace('/', '-')}-{(values or 'defaults').replace('/', '-')}.yaml"
+        ).write_text(rendered)
+
+    def checkov(directory: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(binary), "--config-file", str(REPO / ".checkov.yaml"), "-d", str(directory),
+             "--compact", "--quiet"],
+            capture_output=True, text=True, check=False, cwd=REPO,
+        )  # fmt: skip
+
+    clean = checkov(out)
+    assert clean.returncode == 0, clean.stdout[-4000:] + clean.stderr[-2000:]
+    bad = tmp_path_factory.mktemp("checkov-bad")
+    (bad / "bad.yaml").write_text(PRIVILEGED)
+    refused = checkov(bad)
+    assert refused.returncode != 0, refused.stdout
+    assert "CKV_K8S_16" in refused.stdout  # "Container should not be privileged"
