@@ -30,10 +30,10 @@ from typing import Any
 import yaml
 
 from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
-from coinfeed.devcluster.apiserver import KubeAPIServer
 from coinfeed.devcluster.procs import free_ports
-from coinfeed.operator import harness
 from coinfeed.versions import REPO_ROOT
+from localnode import operator_harness as harness
+from localnode.apiserver import KubeAPIServer
 
 NAMESPACE = "bench"
 

@@ -29,10 +29,14 @@ from typing import Any, Final
 import yaml
 
 from coinfeed import paths
-from coinfeed.devcluster.apiserver import PKI, KeyPair, _cert, _key_pem, _new_key, kubeconfig
+from coinfeed.devcluster.pki import KeyPair
+from coinfeed.devcluster.pki import cert as _cert
+from coinfeed.devcluster.pki import key_pem as _key_pem
+from coinfeed.devcluster.pki import new_key as _new_key
 from coinfeed.devcluster.procs import free_ports, is_our_process, read_pid, write_pid
 from coinfeed.versions import parse_versions
 from localnode import config as cfg
+from localnode.apiserver import PKI, kubeconfig
 from localnode.config import Layout
 
 ROOT: Final = Path(__file__).resolve().parents[1]

@@ -144,7 +144,9 @@ def write_private(path: Path, data: bytes) -> None:
 
 def new_ca() -> tuple[bytes, bytes]:
     """A fresh CA: (certificate PEM, PKCS#8 key PEM)."""
-    from coinfeed.devcluster.apiserver import _cert, _key_pem, _new_key
+    from coinfeed.devcluster.pki import cert as _cert
+    from coinfeed.devcluster.pki import key_pem as _key_pem
+    from coinfeed.devcluster.pki import new_key as _new_key
 
     ca_key = _new_key()
     return _cert("coinfeed-kafka-dev-ca", (), ca_key, None, ca=True), _key_pem(ca_key)
@@ -160,7 +162,9 @@ def broker_keystore(
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from coinfeed.devcluster.apiserver import _cert, _key_pem, _new_key
+    from coinfeed.devcluster.pki import cert as _cert
+    from coinfeed.devcluster.pki import key_pem as _key_pem
+    from coinfeed.devcluster.pki import new_key as _new_key
 
     ca_cert = x509.load_pem_x509_certificate(ca_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)

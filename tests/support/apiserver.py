@@ -2,7 +2,7 @@
 
 Fixtures:
 
-- ``kube_apiserver`` (session): a started :class:`coinfeed.devcluster.apiserver.KubeAPIServer`.
+- ``kube_apiserver`` (session): a started :class:`localnode.apiserver.KubeAPIServer`.
   ``.url``, ``.admin_kubeconfig`` (system:masters), ``.kubeconfig_for(user, groups)``,
   ``.kubeconfig_for_service_account(namespace, name)``. There are no nodes and no
   controller-manager: nothing runs Pods, Deployments never become available unless a test patches
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import pytest
 
-from coinfeed.devcluster.apiserver import (
+from coinfeed.versions import REPO_ROOT
+from localnode.apiserver import (
     BinariesMissingError,
     KubeAPIServer,
     find_binaries,
     find_kubectl,
 )
-from coinfeed.versions import REPO_ROOT
 
 
 def _ensure_binaries() -> None:

@@ -6,7 +6,7 @@ import json
 import textwrap
 from typing import Any
 
-from coinfeed.devcluster.apiserver import KubeAPIServer
+from localnode.apiserver import KubeAPIServer
 from tests.support.apiserver import Kubectl, create_namespace, unique_name
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coinfeed import versions
-from coinfeed.devcluster.apiserver import (
+from localnode.apiserver import (
     BinariesMissingError,
     KubeAPIServer,
     find_binaries,

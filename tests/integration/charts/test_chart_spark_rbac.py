@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from coinfeed.devcluster.apiserver import KubeAPIServer
-from coinfeed.operator.harness import wait_for
+from localnode.apiserver import KubeAPIServer
+from localnode.operator_harness import wait_for
 from tests.integration.charts.helmtools import Helm
 from tests.support.apiserver import Kubectl, create_namespace, unique_name
 

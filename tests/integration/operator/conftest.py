@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coinfeed.devcluster.apiserver import KubeAPIServer
-from coinfeed.operator import harness
+from localnode import operator_harness as harness
+from localnode.apiserver import KubeAPIServer
 from tests.support.ports import free_ports
 
 OperatorFactory = Callable[..., harness.OperatorProcess]

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import (
     _coins_of,

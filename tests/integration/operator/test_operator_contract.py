@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from coinfeed.kafka import make_consumer
-from coinfeed.operator.harness import get_json, kubectl, wait_for
 from coinfeed.producer_env import KAFKA_BOOTSTRAP, METRICS_PORT
 from coinfeed.schemas import PriceTick, Tweet, decode_record
 from coinfeed.versions import REPO_ROOT
+from localnode.operator_harness import get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.support.ports import free_port
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from coinfeed.kafka import make_admin
-from coinfeed.operator import harness
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from coinfeed.versions import REPO_ROOT
+from localnode import operator_harness as harness
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 
 BTC = (REPO_ROOT / "manifests" / "coinfeed-btc.yaml").read_text()

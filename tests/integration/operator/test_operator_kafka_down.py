@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from coinfeed.operator import harness
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from coinfeed.versions import REPO_ROOT
+from localnode import operator_harness as harness
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 
 

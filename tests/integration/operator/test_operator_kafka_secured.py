@@ -14,8 +14,8 @@ import yaml
 
 from coinfeed.devcluster import LocalKafkaCluster
 from coinfeed.kafka_acls import operator_grants
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from coinfeed.versions import REPO_ROOT
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.support.kafka import KafkaClusterFactory
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import (
     _cronjob_of,

@@ -17,9 +17,9 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 
 from coinfeed import producer_status as ps
-from coinfeed.operator import harness
-from coinfeed.operator.harness import condition, get_json, kubectl, wait_for
 from coinfeed.producer_env import COINGECKO_BASE_URL, KAFKA_BOOTSTRAP, METRICS_PORT
+from localnode import operator_harness as harness
+from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import _manifest, _ready, _status_is
 from tests.integration.operator.test_operator_last_run import _patch_status

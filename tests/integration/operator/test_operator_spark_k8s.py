@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from coinfeed.operator.harness import get_json, kubectl, wait_for
+from localnode.operator_harness import get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import _cronjob_of, _manifest, _status_is
 

@@ -7,15 +7,13 @@ garbage collector deletes children by owner reference. The binaries come from
 
 Pure functions build the PKI, the command lines and the kubeconfigs; :class:`KubeAPIServer` only
 starts, waits for and stops the two processes. Run one by hand with
-``python -m coinfeed.devcluster.apiserver --run-dir run/apiserver``.
+``python -m localnode.apiserver --run-dir run/apiserver``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
@@ -36,6 +34,7 @@ from typing import Any, Final
 import yaml
 
 from coinfeed import paths, versions
+from coinfeed.devcluster.pki import KeyPair, cert, key_pem, new_key
 from coinfeed.devcluster.procs import free_ports
 
 HOST: Final = "127.0.0.1"
@@ -100,80 +99,10 @@ def find_kubectl(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(on_path) if on_path else None
 
 
-# --- PKI (pure: returns PEM bytes) ------------------------------------------------------------
+# --- PKI ------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class KeyPair:
-    cert_pem: bytes
-    key_pem: bytes
-
-
-def _new_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    pem: bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem
-
-
-def _cert(
-    subject_cn: str,
-    organizations: Sequence[str],
-    key: Any,
-    issuer: tuple[Any, Any] | None,
-    *,
-    ca: bool = False,
-    server_names: Sequence[str] = (),
-    server_ips: Sequence[str] = (),
-    client: bool = False,
-    client_and_server: bool = False,
-    valid: tuple[dt.datetime, dt.datetime] | None = None,
-) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, subject_cn))
-    subject = x509.Name(attrs)
-    issuer_name, issuer_key = (subject, key) if issuer is None else issuer
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # Back-dated a little: the processes may read the clock a moment "earlier" than we did.
-        .not_valid_before(valid[0] if valid else now - dt.timedelta(hours=1))
-        .not_valid_after(valid[1] if valid else now + dt.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-    else:
-        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH]
-        if client_and_server:
-            usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    if server_names or server_ips:
-        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(issuer_key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.PEM)
+# The certificate helpers live in the package (the Kafka dev cluster's TLS mode uses them too).
+_new_key, _key_pem, _cert = new_key, key_pem, cert
 
 
 @dataclass(frozen=True)
@@ -619,7 +548,7 @@ class KubeAPIServer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m coinfeed.devcluster.apiserver",
+        prog="python -m localnode.apiserver",
         description="Run the test Kubernetes API server (etcd + kube-apiserver on loopback) until Ctrl-C.",
     )
     parser.add_argument(
