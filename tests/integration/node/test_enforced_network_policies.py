@@ -126,7 +126,7 @@ def net(coinfeed_release: Release) -> Iterator[Net]:
     finally:
         kube.kubectl("delete", "namespace", OUTSIDE, "--timeout=120s", check=False)
         kube.kubectl("-n", NAMESPACE, "delete", "pod", "prober", "np-producer", "np-driver",
-                     "np-executor", "--wait=false", check=False)  # fmt: skip
+                     "np-executor", "--timeout=120s", check=False)  # fmt: skip
 
 
 def assert_policy_is_what_refuses(net: Net, policy: str, prober_ns: str, target: str) -> None:

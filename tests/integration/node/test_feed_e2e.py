@@ -333,7 +333,7 @@ def test_replay_feeds_become_ready_with_true_printer_columns(feeds: Feeds) -> No
         assert feed(kube, name)["status"]["topicSummary"] == "2/2"
         assert rows[name][3] == "2/2", rows[name]
     # Producers run as non-root pods in the restricted namespace, replaying the image's sample.
-    pods = kube.pods(NAMESPACE, "app.kubernetes.io/name=coinfeed-producer")
+    pods = kube.pods(NAMESPACE, "coinfeed.io/feed in (btc-replay,eth-replay)")
     assert len(pods) == 4, [p["metadata"]["name"] for p in pods]
     for pod in pods:
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
