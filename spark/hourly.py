@@ -242,18 +242,23 @@ def process_coin(
     # run killed in between leaves a gap that the next run fills.
     raw_prices = deduped["prices"].drop("hour_start")
     raw_tweets = deduped["tweets"].drop("hour_start")
+    # Every dataset is rewritten for exactly these hours: a partition the output lacks is removed.
+    written = {"coin": coin, "hours": hours}
     lake.write_partitions(
-        raw_prices, lake.dataset_path(args.lake, lake.RAW_PRICES), ("ts", "source")
+        raw_prices, lake.dataset_path(args.lake, lake.RAW_PRICES), ("ts", "source"), **written
     )
     lake.write_partitions(
-        raw_tweets, lake.dataset_path(args.lake, lake.RAW_TWEETS), ("created_at", "id")
+        raw_tweets, lake.dataset_path(args.lake, lake.RAW_TWEETS), ("created_at", "id"), **written
     )
     lake.write_partitions(
         q,
         lake.dataset_path(args.lake, lake.QUARANTINE),
         ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
+        **written,
     )
-    lake.write_partitions(hourly, lake.dataset_path(args.lake, lake.HOURLY), ("hour_start",))
+    lake.write_partitions(
+        hourly, lake.dataset_path(args.lake, lake.HOURLY), ("hour_start",), **written
+    )
     stage("write")
     run.rows_written = {
         lake.RAW_PRICES: raw_prices.count(),
