@@ -259,8 +259,9 @@ def test_every_record_in_the_producers_wire_form_is_accepted_natively(
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
         HealthCheck.large_base_example,
+        HealthCheck.data_too_large,
     ],
 )
-@given(corpus=st.lists(cases(), min_size=100, max_size=200))
+@given(corpus=st.lists(cases(), min_size=30, max_size=80))
 def test_generated_corpus_agrees(spark: SparkSession, corpus: list[Case]) -> None:
     assert_contract(spark, corpus)
