@@ -96,6 +96,9 @@ def kafka(kafka_cluster: Any) -> Iterator[str]:
     for i in range(6):
         sends.append((feed_topics(BAD)["prices"], b'{"coin": "feedbad", "price": ', at(0, i)))
         sends.append((feed_topics(BAD)["tweets"], b"\xff not json", at(0, 10 + i)))
+    # In arrival order, as live producers stamp send time: the job reads Kafka by timestamp, and
+    # offsets-by-timestamp assume timestamps that grow within a partition.
+    sends.sort(key=lambda s: s[2])
     for i, (topic, value, ts) in enumerate(sends):
         producer.send(topic, value=value, partition=i % 2, timestamp_ms=ms(ts)).get(timeout=60)
     producer.flush()

@@ -126,15 +126,33 @@ ANY_JSON = st.sampled_from(
 )
 
 
+def _bounded(rule: Any) -> bool:
+    return any(x is not None for x in (rule.gt, rule.ge, rule.max_length, rule.min_length))
+
+
 @st.composite
 def mutated(draw: st.DrawFn, kind: str, rec: dict[str, Any]) -> Any:
     """A record broken (or not) along one rule the native checks implement."""
     names = [r.name for r in field_rules(kind)]  # type: ignore[arg-type]
     how = draw(
-        st.sampled_from(["none", "none", "drop", "unknown", "retype", "coin", "text", "bytes"])
+        st.sampled_from(
+            ["none", "none", "drop", "unknown", "retype", "bound", "coin", "text", "bytes"]
+        )
     )
     rec = dict(rec)
-    if how == "drop":
+    if how == "bound":
+        # Just outside (or exactly on) one of the model's bounds: where an off-by-one would hide.
+        rule = draw(st.sampled_from([r for r in field_rules(kind) if _bounded(r)]))  # type: ignore[arg-type]
+        if rule.gt is not None:
+            rec[rule.name] = draw(st.sampled_from([rule.gt, rule.gt - 1, -0.0]))
+        elif rule.ge is not None:
+            rec[rule.name] = draw(st.sampled_from([rule.ge, rule.ge - 1]))
+        elif rule.max_length is not None:
+            size = draw(st.sampled_from([rule.max_length, rule.max_length + 1]))
+            rec[rule.name] = "7" * size
+        else:
+            rec[rule.name] = ""
+    elif how == "drop":
         rec.pop(draw(st.sampled_from(sorted(rec))), None)
     elif how == "unknown":
         rec[draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in names))] = 1
@@ -265,3 +283,40 @@ def test_every_record_in_the_producers_wire_form_is_accepted_natively(
 @given(corpus=st.lists(cases(), min_size=30, max_size=80))
 def test_generated_corpus_agrees(spark: SparkSession, corpus: list[Case]) -> None:
     assert_contract(spark, corpus)
+
+
+def boundary_corpus() -> list[Case]:
+    """Each bounded field of each model on, and just past, its bound (from the model's rules)."""
+    bases = {
+        "prices": {
+            "coin": COIN,
+            "source": "s",
+            "pair": "BTC/USDT",
+            "ts": "2024-01-01T00:00:00Z",
+            "price": 1.0,
+        },
+        "tweets": {"coin": COIN, "id": "1", "created_at": "2024-01-01T00:00:00Z", "text": "t"},
+    }
+    tweet_defaults = {"author_id": "1"}
+    corpus: list[Case] = []
+    for kind, base in bases.items():
+        base = {**base, **(tweet_defaults if kind == "tweets" else {})}
+        for rule in field_rules(kind):  # type: ignore[arg-type]
+            values: list[Any] = []
+            if rule.gt is not None:
+                values = [rule.gt, rule.gt + 1, -0.0]
+            elif rule.ge is not None:
+                values = [rule.ge, rule.ge - 1]
+            if rule.max_length is not None:
+                values += ["7" * rule.max_length, "7" * (rule.max_length + 1)]
+            if rule.min_length is not None:
+                values += ["7" * max(rule.min_length - 1, 0), "7" * rule.min_length]
+            corpus += [
+                (kind, TOPIC[kind], json.dumps({**base, rule.name: v}).encode()) for v in values
+            ]
+    return corpus
+
+
+def test_boundary_corpus_agrees(spark: SparkSession) -> None:
+    seen = assert_contract(spark, boundary_corpus())
+    assert seen["accepted"] > 0 and seen["rejected"] > 0, seen
