@@ -9,7 +9,11 @@ real local 3-broker Kafka cluster, then measures, all in this run:
 * the single-machine peer on the same Kafka input: consume, validate with the same pydantic
   models, one VADER pass, aggregate with DuckDB; ratio = job wall time / peer wall time
   (goal < 1 at this volume);
-* the small case (10,000 tweets), where JVM start dominates.
+* the small case (10,000 tweets), where JVM start dominates, against a bare baseline measured in
+  the same run: a subprocess that starts the same Spark session, reads one empty Kafka hour and
+  writes one empty Parquet dataset (goal: small job / bare <= 2);
+* how the job grows with input (``--sizes``, default 100k, 1M and 3M tweets): seconds per
+  million tweets at each size, and the job/peer ratio at each.
 
 Every figure is reported as a ratio to a baseline measured in the same run. Writes
 ``out/bench/spark.json``.
@@ -157,6 +161,48 @@ def run_job(bootstrap: str, coin: str, lake: Path, cores: int) -> tuple[float, d
     return wall, json.loads(line)
 
 
+def bare_main(bootstrap: str, topic: str, out: str) -> None:
+    """The bare baseline's body: session start, one read of an empty Kafka hour, one empty write."""
+    import os
+
+    from coinfeed.spark.hourly import build_parser, job_conf
+    from coinfeed.spark.session import build_session
+
+    args = build_parser().parse_args(["--coin", "x", "--lake", out, "--master", "local[2]"])
+    spark = build_session("bench-bare", job_conf(args, os.environ))
+    empty = int((HOUR - timedelta(hours=5)).timestamp() * 1000)
+    df = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topic)
+        .option("startingTimestamp", str(empty))
+        .option("endingTimestamp", str(empty + 3_600_000))
+        .option("startingOffsetsByTimestampStrategy", "latest")
+        .load()
+    )
+    df.selectExpr("CAST(value AS STRING) AS v").write.mode("overwrite").parquet(out)
+    spark.stop()
+
+
+def bare_baseline(bootstrap: str, topic: str, work: Path) -> float:
+    """Wall time of :func:`bare_main` as a subprocess (JVM start included, like the job)."""
+    code = (
+        "import sys; from benchmarks.bench_spark import bare_main; "
+        "bare_main(sys.argv[1], sys.argv[2], sys.argv[3])"
+    )
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, bootstrap, topic, str(work / "bare")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"bare baseline failed: {done.stderr[-3000:]}")
+    return wall
+
+
 def peer(bootstrap: str, coin: str) -> tuple[float, dict[str, float]]:
     """Single process: consume, validate (pydantic), dedup, VADER, aggregate with DuckDB."""
     import duckdb
@@ -296,10 +342,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="50,000 tweets instead of 1,000,000")
     p.add_argument(
-        "--tweets", type=int, default=None, help="tweets in the busy hour (default 1,000,000)"
+        "--quick", action="store_true", help="one busy size of 50,000 tweets instead of --sizes"
     )
+    p.add_argument(
+        "--sizes",
+        default="100000,1000000,3000000",
+        help="tweets in the busy hours, comma-separated (default 100000,1000000,3000000)",
+    )
+    p.add_argument("--tweets", type=int, default=None, help="one busy size instead of --sizes")
     p.add_argument(
         "--small", type=int, default=10_000, help="tweets in the small case (default 10,000)"
     )
@@ -307,12 +358,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2)")
     p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
     args = p.parse_args(argv)
-    n_big = args.tweets or (50_000 if args.quick else 1_000_000)
+    if args.tweets:
+        sizes = [args.tweets]
+    elif args.quick:
+        sizes = [50_000]
+    else:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    n_big = max(sizes)
 
     from coinfeed.devcluster import ClusterSpec, LocalKafkaCluster
 
     results: dict[str, Any] = {
         "tweets": n_big,
+        "sizes": sizes,
         "ticks": args.ticks,
         "small_tweets": args.small,
         "cores": args.cores,
@@ -331,10 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster.up(timeout=240)
         try:
             bootstrap = cluster.bootstrap
-            for case, coin, n in (
-                ("small", "benchsmall", args.small),
-                ("busy", "benchbusy", n_big),
-            ):
+            cases = [("small", "benchsmall", args.small)]
+            cases += [
+                ("busy" if n == n_big else f"busy_{n}", f"benchbusy{i}", n)
+                for i, n in enumerate(sizes)
+            ]
+            for case, coin, n in cases:
                 t0 = time.perf_counter()
                 ticks, tweets = generate(coin, n, args.ticks)
                 produce(bootstrap, coin, ticks, tweets)
@@ -351,7 +411,18 @@ def main(argv: list[str] | None = None) -> int:
                     "peer_wall_seconds": peer_wall,
                     "peer_stage_seconds": peer_stages,
                     "job_over_peer": job_wall / peer_wall,
+                    "job_seconds_per_million_tweets": job_wall / n * 1e6,
                 }
+                if case == "small":
+                    bare = bare_baseline(bootstrap, f"coinfeed.{coin}.prices", work)
+                    results["small"]["bare_baseline_seconds"] = bare
+                    results["small"]["job_over_bare"] = job_wall / bare
+                    print(
+                        f"small: job {job_wall:.1f}s vs bare Spark baseline {bare:.1f}s "
+                        f"(session + empty Kafka hour + empty Parquet write) -> job/bare = "
+                        f"{job_wall / bare:.2f} (goal <= 2)",
+                        flush=True,
+                    )
                 print(
                     f"{case}: {n} tweets: job {job_wall:.1f}s (JVM start included), peer "
                     f"{peer_wall:.1f}s -> job/peer = {job_wall / peer_wall:.2f} "

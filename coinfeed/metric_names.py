@@ -57,6 +57,10 @@ HOURLY_ROWS_WRITTEN = "coinfeed_hourly_rows_written"  # gauge{coin,dataset}
 HOURLY_ROWS_QUARANTINED = "coinfeed_hourly_rows_quarantined"  # gauge{coin}
 HOURLY_DUPLICATES = "coinfeed_hourly_duplicates_dropped"  # gauge{coin,kind}
 HOURLY_HOURS_PROCESSED = "coinfeed_hourly_hours_processed"  # gauge{coin}
+HOURLY_HOURS_AMENDED = (
+    "coinfeed_hourly_hours_amended"  # gauge{coin}: earlier hours late data changed
+)
+HOURLY_LATE_RECORDS = "coinfeed_hourly_late_records_merged"  # gauge{coin}: late but within bound
 HOURLY_DURATION = "coinfeed_hourly_duration_seconds"  # gauge{coin}
 HOURLY_LAST_SUCCESS = "coinfeed_hourly_last_success_timestamp_seconds"  # gauge{coin}
 HOURLY_LAST_FAILURE = "coinfeed_hourly_last_failure_timestamp_seconds"  # gauge{coin}

@@ -1,9 +1,12 @@
 """Assign parsed records to the hours being processed (see :mod:`coinfeed.spark.hours`).
 
 A valid record counts in its event hour ``E`` when its Kafka timestamp ``k`` is in
-``[E, E+1h+grace)``. Otherwise it is quarantined in its *arrival* hour (the hour of ``k``) with the
-reason — too late for its hour, or stamped in a later hour than it arrived — so nothing is lost
-silently. Rejected (invalid) records are quarantined in their arrival hour too.
+``[E, E+1h+bound)``, ``bound`` being the lateness bound (``hours.lateness_bound``; ``grace`` when
+late data is off). A record later than ``grace`` but within the bound is *late*: it still lands in
+its event hour, and that hour is recomputed ("amended") by the run that reads it. Otherwise it is
+quarantined in its *arrival* hour (the hour of ``k``) with the reason — later than the bound, or
+stamped in a later hour than it arrived — so nothing is lost silently. Rejected (invalid) records
+are quarantined in their arrival hour too.
 """
 
 from __future__ import annotations
@@ -51,33 +54,85 @@ def _grace_seconds(grace: timedelta) -> int:
     return int(grace.total_seconds())
 
 
+def _bound(grace: timedelta, lateness: timedelta | None) -> timedelta:
+    return max(grace, lateness or grace)
+
+
 def on_time_records(
-    parsed: Parsed, kind: TopicKind, hours: Sequence[datetime], grace: timedelta = DEFAULT_GRACE
+    parsed: Parsed,
+    kind: TopicKind,
+    hours: Sequence[datetime],
+    grace: timedelta = DEFAULT_GRACE,
+    lateness: timedelta | None = None,
 ) -> DataFrame:
-    """Valid records of the processed hours, with ``hour_start``/``date``/``hour`` of event time."""
+    """Valid records of the processed hours (late ones within ``lateness`` included), with
+    ``hour_start``/``date``/``hour`` of event time."""
     df = with_hour(parsed.records, F.col(EVENT_TIME[kind]))
     k = F.col("kafka_timestamp")
-    deadline = F.col("hour_start") + F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
+    bound = _bound(grace, lateness)
+    deadline = F.col("hour_start") + F.expr(f"INTERVAL {_grace_seconds(HOUR + bound)} SECONDS")
     return df.where(
         _in_hours(F.col("hour_start"), hours) & (k >= F.col("hour_start")) & (k < deadline)
     ).drop("key", "value")
 
 
-def quarantined(
-    parsed: Parsed, kind: TopicKind, hours: Sequence[datetime], grace: timedelta = DEFAULT_GRACE
+def late_event_hours(
+    parsed: Parsed,
+    kind: TopicKind,
+    hours: Sequence[datetime],
+    grace: timedelta,
+    lateness: timedelta,
+    oldest: datetime,
+    now: datetime,
 ) -> DataFrame:
-    """Rejected records and misplaced valid ones, partitioned by their arrival hour."""
+    """``hour_start`` of closed hours outside ``hours`` (not older than ``oldest``) that valid
+    records arriving after ``grace`` but within ``lateness`` belong to: the hours to amend."""
+    df = with_hour(parsed.records, F.col(EVENT_TIME[kind]))
+    k, start = F.col("kafka_timestamp"), F.col("hour_start")
+    closed_by = F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
+    bound = F.expr(f"INTERVAL {_grace_seconds(HOUR + _bound(grace, lateness))} SECONDS")
+    late = (k >= start + closed_by) & (k < start + bound)
+    wanted = late & (start >= F.lit(oldest)) & (start + closed_by <= F.lit(now))
+    return df.where(wanted & ~_in_hours(start, hours)).select("hour_start").distinct()
+
+
+def late_merged(counted: DataFrame, grace: timedelta) -> Column:
+    """Per counted record: 1 when it arrived after its hour closed (a late record merged)."""
+    closed_by = F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
+    return F.when(F.col("kafka_timestamp") >= F.col("hour_start") + closed_by, 1).otherwise(0)
+
+
+def quarantined(
+    parsed: Parsed,
+    kind: TopicKind,
+    hours: Sequence[datetime],
+    grace: timedelta = DEFAULT_GRACE,
+    lateness: timedelta | None = None,
+    oldest: datetime | None = None,
+) -> DataFrame:
+    """Rejected records and misplaced valid ones, partitioned by their arrival hour. A record of
+    an hour older than ``oldest`` (partly gone from Kafka: it cannot be amended) counts as late."""
     k = F.col("kafka_timestamp")
     event_hour = F.date_trunc("hour", F.col(EVENT_TIME[kind]))
-    deadline = event_hour + F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
+    bound = _bound(grace, lateness)
+    deadline = event_hour + F.expr(f"INTERVAL {_grace_seconds(HOUR + bound)} SECONDS")
+    closed_by = event_hour + F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
+    too_late = k >= deadline
+    if oldest is not None:
+        too_late = too_late | ((k >= closed_by) & (event_hour < F.lit(oldest)))
     stamp = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+    limit = (
+        f"grace {int(grace.total_seconds() // 60)} min"
+        if bound == grace
+        else f"lateness bound {bound.total_seconds() / 3600:g} h"
+    )
     reason = F.when(
-        k >= deadline,
+        too_late,
         F.format_string(
-            "late: event time %s arrived at %s, after its hour closed (grace %s min)",
+            "late: event time %s arrived at %s, after its hour closed (%s)",
             F.date_format(F.col(EVENT_TIME[kind]), stamp),
             F.date_format(k, stamp),
-            F.lit(int(grace.total_seconds() // 60)),
+            F.lit(limit),
         ),
     ).when(
         k < event_hour,

@@ -2,14 +2,15 @@
 
 Producers deliver at least once, and a tweet can be fetched twice with newer engagement counts, so
 the newest observation wins: highest Kafka timestamp, then partition and offset (a total order, so
-the surviving row never depends on how Spark happened to split the input).
+the surviving row never depends on how Spark happened to split the input). One hash aggregation per
+key (``max_by``) picks it: no sort of the records, and partial aggregation before the shuffle.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
 from coinfeed.topics import TopicKind
@@ -22,13 +23,7 @@ DEDUP_KEYS: Final[dict[str, tuple[str, ...]]] = {
 
 def deduplicate(records: DataFrame, kind: TopicKind) -> DataFrame:
     """One row per dedup key of ``kind``; the newest observation by Kafka position wins."""
-    newest_first = Window.partitionBy(*DEDUP_KEYS[kind]).orderBy(
-        F.col("kafka_timestamp").desc(),
-        F.col("kafka_partition").desc(),
-        F.col("kafka_offset").desc(),
-    )
-    return (
-        records.withColumn("_rank", F.row_number().over(newest_first))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
-    )
+    keys = DEDUP_KEYS[kind]
+    position = F.struct("kafka_timestamp", "kafka_partition", "kafka_offset")
+    newest = F.max_by(F.struct(*records.columns), position).alias("_row")
+    return records.groupBy(*keys).agg(newest).select("_row.*")

@@ -111,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="how late a record may reach Kafka after its hour and still count (default 5)",
     )
     p.add_argument(
+        "--max-lateness-hours",
+        type=int,
+        default=24,
+        metavar="N",
+        help=(
+            "records up to N hours late still land in their event hour, which is recomputed "
+            "(amended); later ones are quarantined. Never beyond retention; 0: only --grace-minutes "
+            "(default 24)"
+        ),
+    )
+    p.add_argument(
         "--retention-hours",
         type=int,
         default=24,
@@ -181,17 +192,38 @@ def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) 
     return out
 
 
+def missing_topics(spark: Any, bootstrap: str, topics: Sequence[str]) -> list[str]:
+    """The ``topics`` Kafka does not have (one admin call through the JVM's kafka-clients): a
+    feed whose topic is missing fails alone, with a reason, instead of reading nothing."""
+    jvm = spark.sparkContext._jvm
+    props = jvm.java.util.Properties()
+    props.put("bootstrap.servers", bootstrap)
+    admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
+    try:
+        names = admin.listTopics().names().get(60, jvm.java.util.concurrent.TimeUnit.SECONDS)
+        existing = {str(n) for n in names}
+    finally:
+        admin.close()
+    return [t for t in topics if t not in existing]
+
+
 def process_coin(
-    spark: Any, args: argparse.Namespace, coin: str, hours: list[datetime], grace: timedelta
+    spark: Any,
+    args: argparse.Namespace,
+    coin: str,
+    hours: list[datetime],
+    grace: timedelta,
+    now: datetime | None = None,
 ) -> Any:
-    """Run the pipeline for one coin's hours; returns its :class:`CoinRun`."""
+    """Run the pipeline for one coin's hours (plus the earlier hours late records amend); returns
+    its :class:`CoinRun`."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
+    from coinfeed.spark import hours as hr
     from coinfeed.spark import lake
-    from coinfeed.spark.assign import on_time_records, quarantined
+    from coinfeed.spark.assign import late_event_hours, late_merged, on_time_records, quarantined
     from coinfeed.spark.dedup import deduplicate
-    from coinfeed.spark.hours import read_windows
     from coinfeed.spark.join import hourly_stats
     from coinfeed.spark.parse import check, split
     from coinfeed.spark.prices import price_hourly
@@ -199,9 +231,20 @@ def process_coin(
     from coinfeed.spark.summary import CoinRun, LatestHour
     from coinfeed.spark.tweets import tweet_hourly
 
+    retention = timedelta(hours=args.retention_hours)
+    lateness = hr.lateness_bound(
+        timedelta(hours=getattr(args, "max_lateness_hours", 0)), retention, grace
+    )
+    late_on = now is not None and lateness > grace
+    oldest = hr.oldest_retained_hour(now, retention) if now is not None else None
     run = CoinRun(coin=coin, hours=hours)
-    windows = read_windows(hours, grace)
+    windows = (
+        hr.read_windows(hours, grace, lateness, now) if late_on else hr.read_windows(hours, grace)
+    )
     bootstrap = ",".join(bootstrap_servers(args.bootstrap))
+    missing = missing_topics(spark, bootstrap, [topic_name(coin, k) for k in ("prices", "tweets")])
+    if missing:
+        raise LookupError(f"topic {', '.join(missing)} does not exist in Kafka")
     persisted: list[Any] = []
 
     mark = [time.monotonic()]
@@ -209,35 +252,75 @@ def process_coin(
     def stage(name: str) -> None:
         # Stage times are measured between actions (count/write), so each covers the lazy work
         # that action triggered.
-        now = time.monotonic()
-        run.stage_seconds[name] = run.stage_seconds.get(name, 0.0) + now - mark[0]
-        mark[0] = now
+        now_ = time.monotonic()
+        run.stage_seconds[name] = run.stage_seconds.get(name, 0.0) + now_ - mark[0]
+        mark[0] = now_
 
     def keep(df: Any) -> Any:
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
+    kinds: tuple[TopicKind, ...] = ("prices", "tweets")
+    checked: dict[str, Any] = {}
+    for kind in kinds:
+        checked[kind] = keep(
+            check(_read_kafka(spark, bootstrap, topic_name(coin, kind), windows), kind)
+        )
+    all_hours = list(hours)
+    if late_on and now is not None and oldest is not None:
+        # Late records of earlier hours: those hours are recomputed from their full window.
+        amended: set[datetime] = set()
+        for kind in kinds:
+            found = late_event_hours(
+                split(checked[kind], kind), kind, hours, grace, lateness, oldest, now
+            )
+            amended |= _collect_hours(found)
+        if amended:
+            run.amended_hours = sorted(amended)
+            all_hours = sorted(set(hours) | amended)
+            extra = hr.subtract_windows(
+                hr.read_windows(run.amended_hours, grace, lateness, now), windows
+            )
+            for kind in kinds:
+                more = check(_read_kafka(spark, bootstrap, topic_name(coin, kind), extra), kind)
+                checked[kind] = keep(checked[kind].unionByName(more))
     deduped: dict[str, Any] = {}
     quarantine_parts = []
-    kinds: tuple[TopicKind, ...] = ("prices", "tweets")
     for kind in kinds:
-        checked = keep(check(_read_kafka(spark, bootstrap, topic_name(coin, kind), windows), kind))
         arrival = F.date_trunc("hour", F.col("timestamp"))
-        run.rows_read[kind] = checked.where(arrival.isin([F.lit(h) for h in hours])).count()
+        run.rows_read[kind] = (
+            checked[kind].where(arrival.isin([F.lit(h) for h in all_hours])).count()
+        )
         stage(f"read_validate_{kind}")
-        parsed = split(checked, kind)
+        parsed = split(checked[kind], kind)
         # Not persisted: ``checked`` is, so counting these re-runs only from_json and filters.
-        on_time = on_time_records(parsed, kind, hours, grace)
-        unique = deduplicate(on_time, kind)
+        counted = keep(
+            on_time_records(parsed, kind, all_hours, grace, lateness if late_on else None)
+        )
+        unique = deduplicate(counted, kind)
         if kind == "tweets":
             unique = with_sentiment(unique)
         deduped[kind] = keep(unique)
-        run.duplicates[kind] = on_time.count() - deduped[kind].count()
+        totals = counted.agg(F.count(F.lit(1)), F.sum(late_merged(counted, grace))).first()
+        run.late_records += int(totals[1] or 0)
+        run.duplicates[kind] = int(totals[0]) - deduped[kind].count()
         stage("dedup_sentiment_tweets" if kind == "tweets" else "dedup_prices")
-        quarantine_parts.append(quarantined(parsed, kind, hours, grace))
+        quarantine_parts.append(
+            quarantined(
+                parsed,
+                kind,
+                all_hours,
+                grace,
+                lateness if late_on else None,
+                oldest if late_on else None,
+            )
+        )
 
     q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
     run.quarantined = q.count()
+    if run.quarantined:
+        first = q.orderBy("kafka_topic", "kafka_partition", "kafka_offset").select("reason").first()
+        run.first_rejection = first.reason if first else None
     stage("quarantine")
     hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
     hourly.count()
@@ -247,18 +330,35 @@ def process_coin(
     # run killed in between leaves a gap that the next run fills.
     raw_prices = deduped["prices"].drop("hour_start")
     raw_tweets = deduped["tweets"].drop("hour_start")
+    # Every dataset is rewritten for exactly these hours: a partition the output lacks is removed.
     lake.write_partitions(
-        raw_prices, lake.dataset_path(args.lake, lake.RAW_PRICES), ("ts", "source")
+        raw_prices,
+        lake.dataset_path(args.lake, lake.RAW_PRICES),
+        ("ts", "source"),
+        coin=coin,
+        hours=all_hours,
     )
     lake.write_partitions(
-        raw_tweets, lake.dataset_path(args.lake, lake.RAW_TWEETS), ("created_at", "id")
+        raw_tweets,
+        lake.dataset_path(args.lake, lake.RAW_TWEETS),
+        ("created_at", "id"),
+        coin=coin,
+        hours=all_hours,
     )
     lake.write_partitions(
         q,
         lake.dataset_path(args.lake, lake.QUARANTINE),
         ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
+        coin=coin,
+        hours=all_hours,
     )
-    lake.write_partitions(hourly, lake.dataset_path(args.lake, lake.HOURLY), ("hour_start",))
+    lake.write_partitions(
+        hourly,
+        lake.dataset_path(args.lake, lake.HOURLY),
+        ("hour_start",),
+        coin=coin,
+        hours=all_hours,
+    )
     stage("write")
     run.rows_written = {
         lake.RAW_PRICES: raw_prices.count(),
@@ -286,6 +386,14 @@ def process_coin(
     for df in persisted:
         df.unpersist()
     return run
+
+
+def _collect_hours(hours: Any) -> set[datetime]:
+    """``hour_start`` values as UTC datetimes (collect() renders timestamps in the local zone)."""
+    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+
+    rows = hours.select(F.unix_timestamp("hour_start").alias("e")).collect()
+    return {datetime.fromtimestamp(r.e, UTC) for r in rows}
 
 
 def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
@@ -386,6 +494,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     from coinfeed.spark.session import build_session
     from coinfeed.spark.summary import (
         CoinRun,
+        all_rejected,
         describe_error,
         failure_registry,
         push,
@@ -418,9 +527,18 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
                         "hour not closed yet, skipped",
                         extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
                     )
-                run = process_coin(spark, args, coin, todo, grace) if todo else CoinRun(coin=coin)
+                run = (
+                    process_coin(spark, args, coin, todo, grace, now)
+                    if todo
+                    else CoinRun(coin=coin)
+                )
                 run.skipped_open_hours = skipped
                 run.duration_seconds = time.monotonic() - started
+                rejected = all_rejected(run)
+                if rejected:
+                    # Quarantine is written; the feed still fails, alone and with its reason.
+                    print(run.report(), flush=True)
+                    raise ValueError(rejected)
                 print(run.report(), flush=True)
                 outcome.runs.append(run)
                 if args.pushgateway:

@@ -133,16 +133,52 @@ class ReadWindow:
         return int(self.end.timestamp() * 1000)
 
 
-def read_windows(hours: Sequence[datetime], grace: timedelta = DEFAULT_GRACE) -> list[ReadWindow]:
-    """Merge each hour's window ``[H, H+1h+grace)`` with its neighbours' where they overlap."""
+def lateness_bound(max_lateness: timedelta, retention: timedelta, grace: timedelta) -> timedelta:
+    """How late (after its hour ends) a record may arrive and still count: ``--max-lateness-hours``,
+    but never so late that its hour's first records may have left Kafka (retention less the hour
+    itself), and never less than ``grace``."""
+    return max(grace, min(max_lateness, retention - HOUR))
+
+
+def oldest_retained_hour(now: datetime, retention: timedelta = KAFKA_RETENTION) -> datetime:
+    """The oldest hour whose whole read window is still inside Kafka's retention."""
+    return floor_hour(now - retention) + HOUR
+
+
+def read_windows(
+    hours: Sequence[datetime],
+    grace: timedelta = DEFAULT_GRACE,
+    lateness: timedelta | None = None,
+    now: datetime | None = None,
+) -> list[ReadWindow]:
+    """Merge each hour's window ``[H, H+1h+max(grace, lateness))`` with its neighbours' where they
+    overlap; with late data the window ends at ``now`` at most (nothing newer exists)."""
     windows: list[ReadWindow] = []
     for h in sorted({floor_hour(h) for h in hours}):
-        start, end = h, h + HOUR + grace
+        start, end = h, h + HOUR + max(grace, lateness or grace)
+        if now is not None:
+            end = max(min(end, now), h + HOUR + grace)
         if windows and start <= windows[-1].end:
             windows[-1] = ReadWindow(windows[-1].start, max(end, windows[-1].end))
         else:
             windows.append(ReadWindow(start, end))
     return windows
+
+
+def subtract_windows(windows: Sequence[ReadWindow], have: Sequence[ReadWindow]) -> list[ReadWindow]:
+    """The parts of ``windows`` not covered by ``have``: what an extra read must still fetch."""
+    out: list[ReadWindow] = []
+    for w in windows:
+        pieces = [(w.start, w.end)]
+        for h in have:
+            pieces = [
+                part
+                for start, end in pieces
+                for part in ((start, min(end, h.start)), (max(start, h.end), end))
+                if part[0] < part[1]
+            ]
+        out += [ReadWindow(start, end) for start, end in pieces]
+    return out
 
 
 def hour_label(hour: datetime) -> tuple[str, int]:

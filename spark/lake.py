@@ -1,13 +1,16 @@
 """The lake layout (Parquet, partitioned coin/date/hour) and the only code that touches it.
 
 Writes use dynamic partition overwrite, so only the partitions present in the output (the
-processed hours) are replaced. Each partition is written by one task, sorted, as one file: a rerun
-of the same hours writes the same rows in the same order.
+processed hours) are replaced. Dynamic overwrite cannot remove a partition the output has no rows
+for, so after each write the processed hours' partitions that the output lacks are deleted: a rerun
+leaves exactly what the hours now yield (e.g. no quarantine partition once its bad records are
+gone). Each partition is written by one task, sorted, as one file: a rerun of the same hours writes
+the same rows in the same order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -25,8 +28,34 @@ def dataset_path(lake: str, dataset: str) -> str:
     return f"{lake.rstrip('/')}/{dataset}"
 
 
-def write_partitions(df: DataFrame, path: str, order: Sequence[str]) -> None:
-    """Replace exactly the coin/date/hour partitions present in ``df`` (one sorted file each)."""
+def partition_dir(path: str, coin: str, hour: datetime) -> str:
+    """The directory of one coin/date/hour partition (as Spark names it: ``hour=5``)."""
+    h = hour.astimezone(UTC)
+    return f"{path.rstrip('/')}/coin={coin}/date={h:%Y-%m-%d}/hour={h.hour}"
+
+
+def stale_partitions(
+    path: str, coin: str, hours: Iterable[datetime], present: Iterable[tuple[str, str, int]]
+) -> list[str]:
+    """Partition dirs of the processed ``hours`` of ``coin`` that the new output has no rows for
+    (``present``: its ``(coin, date, hour)`` values); they would survive a dynamic overwrite."""
+    have = {
+        partition_dir(path, c, datetime.strptime(d, "%Y-%m-%d").replace(hour=h, tzinfo=UTC))
+        for c, d, h in present
+    }
+    wanted = sorted({partition_dir(path, coin, h) for h in hours})
+    return [p for p in wanted if p not in have]
+
+
+def write_partitions(
+    df: DataFrame,
+    path: str,
+    order: Sequence[str],
+    coin: str | None = None,
+    hours: Iterable[datetime] = (),
+) -> None:
+    """Replace exactly the coin/date/hour partitions of ``hours`` (one sorted file each): those
+    present in ``df`` are overwritten, those of ``coin`` it has no rows for are deleted."""
     (
         df.repartition(*PARTITION_COLUMNS)
         .sortWithinPartitions(*PARTITION_COLUMNS, *order)
@@ -35,6 +64,25 @@ def write_partitions(df: DataFrame, path: str, order: Sequence[str]) -> None:
         .partitionBy(*PARTITION_COLUMNS)
         .parquet(path)
     )
+    hours = list(hours)
+    if coin is None or not hours:
+        return
+    present = [
+        (r["coin"], r["date"], int(r["hour"]))
+        for r in df.select(*PARTITION_COLUMNS).distinct().collect()
+    ]
+    delete_dirs(df.sparkSession, stale_partitions(path, coin, hours, present))
+
+
+def delete_dirs(spark: Any, dirs: Sequence[str]) -> None:
+    """Remove directories through Hadoop's file system (local or s3a); a missing one is fine."""
+    if not dirs:
+        return
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for d in dirs:
+        p = jvm.org.apache.hadoop.fs.Path(d)
+        p.getFileSystem(conf).delete(p, True)
 
 
 def existing_hours(spark: Any, lake: str, coin: str) -> list[datetime]:

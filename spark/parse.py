@@ -1,9 +1,13 @@
 """Raw Kafka rows -> typed records, and the records that fail, with the reason (quarantine).
 
-Validation is the shared pydantic model itself (``coinfeed.schemas.decode_record``), run in a
-vectorised ``pandas_udf``: the job can never accept what a producer would reject, or the reverse.
-A valid record is re-serialised in its canonical form (UTC ``...Z`` timestamps, defaults filled,
-lower-case coin) and only then parsed with the ``StructType`` derived from the same model.
+Two paths, one contract. Spark-native checks generated from the shared model
+(:mod:`coinfeed.spark.native`) accept the records that are certainly valid and type them, without
+Python. Every other record goes to the shared pydantic model itself
+(``coinfeed.schemas.decode_record``) in a vectorised ``pandas_udf``: it decides what the native
+checks cannot judge and words the reason of every rejected record. A record pydantic accepts is
+re-serialised in its canonical form (UTC ``...Z`` timestamps, defaults filled, lower-case coin) and
+parsed with the ``StructType`` derived from the same model. The contract test proves both paths
+agree, so the job can never accept what a producer would reject, or the reverse.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
@@ -18,6 +23,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 from pyspark.sql.types import StringType, StructField, StructType
 
 from coinfeed.schemas import RECORD_MODELS, RecordError, decode_record
+from coinfeed.spark.native import with_native
 from coinfeed.spark.schema import record_struct
 from coinfeed.topics import TOPIC_KINDS, TopicKind, parse_topic
 
@@ -47,8 +53,11 @@ def check_record(kind: TopicKind, topic: str, value: bytes | None) -> tuple[str 
 
 
 def _checker(kind: TopicKind) -> Any:
-    def check_batch(values: pd.Series, topics: pd.Series) -> pd.DataFrame:
-        out = [check_record(kind, t, v) for v, t in zip(values, topics, strict=True)]
+    def check_batch(values: pd.Series, topics: pd.Series, pending: pd.Series) -> pd.DataFrame:
+        # Rows the native checks accepted arrive with pending False: nothing to do in Python.
+        out: list[tuple[str | None, str | None]] = [(None, None)] * len(values)
+        for i in np.flatnonzero(pending.to_numpy(dtype=bool)):
+            out[i] = check_record(kind, topics.iat[i], values.iat[i])
         return pd.DataFrame(out, columns=["canonical", "reason"])
 
     return pandas_udf(check_batch, _CHECK_TYPE)  # type: ignore[call-overload]
@@ -66,8 +75,16 @@ class Parsed:
 
 
 def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
-    """Raw Kafka rows + ``_check`` (canonical JSON or reason). Persist this one: it runs the UDF."""
-    return raw.withColumn("_check", _CHECKERS[kind](F.col("value"), F.col("topic")))
+    """Raw Kafka rows + ``_native`` (the record, when the native checks accept it) and ``_check``
+    (pydantic's canonical JSON or reason, for the others). Persist this one: it runs the UDF."""
+    native = with_native(raw, kind).drop("_native_judged")
+    # Spark evaluates a Python UDF for every row of its input, whatever CASE surrounds it, so the
+    # accepted rows reach it with null value and topic (cheap in Arrow) and are skipped there.
+    pending = F.col("_native").isNull()
+    return native.withColumn(
+        "_check",
+        _CHECKERS[kind](F.when(pending, F.col("value")), F.when(pending, F.col("topic")), pending),
+    )
 
 
 def split(checked: DataFrame, kind: TopicKind) -> Parsed:
@@ -78,8 +95,9 @@ def split(checked: DataFrame, kind: TopicKind) -> Parsed:
         record_struct(kind),
         {"mode": "FAILFAST", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"},
     )
+    record = F.coalesce(F.col("_native"), parsed)
     records = checked.where(F.col("_check.reason").isNull()).select(
-        parsed.alias("r"), *lineage, F.col("key"), F.col("value")
+        record.alias("r"), *lineage, F.col("key"), F.col("value")
     )
     records = records.select("r.*", *[f"kafka_{c}" for c in KAFKA_COLUMNS], "key", "value")
     rejected = checked.where(F.col("_check.reason").isNotNull()).select(

@@ -44,6 +44,9 @@ class CoinRun:
     coin: str
     hours: list[datetime] = field(default_factory=list)
     skipped_open_hours: list[datetime] = field(default_factory=list)
+    amended_hours: list[datetime] = field(default_factory=list)  # earlier hours late data changed
+    late_records: int = 0  # records merged although they arrived after their hour closed
+    first_rejection: str | None = None  # reason of the first quarantined record, for messages
     rows_read: dict[str, int] = field(default_factory=dict)  # kind -> rows
     duplicates: dict[str, int] = field(default_factory=dict)  # kind -> rows dropped
     quarantined: int = 0
@@ -57,11 +60,23 @@ class CoinRun:
         data = asdict(self)
         data["hours"] = [f"{h:%Y-%m-%dT%H}" for h in self.hours]
         data["skipped_open_hours"] = [f"{h:%Y-%m-%dT%H}" for h in self.skipped_open_hours]
+        data["amended_hours"] = [f"{h:%Y-%m-%dT%H}" for h in self.amended_hours]
         if self.latest is not None:
             data["latest"]["hour_start"] = f"{self.latest.hour_start:%Y-%m-%dT%H}"
         data["duration_seconds"] = round(self.duration_seconds, 3)
         data["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         return json.dumps({"summary": "hourly", **data}, sort_keys=True)
+
+
+def all_rejected(run: CoinRun) -> str | None:
+    """Why a run that read records but could use none of them failed (None when it did not)."""
+    read = sum(run.rows_read.values())
+    if read and run.quarantined and not run.rows_written.get("hourly"):
+        return (
+            f"every record read was rejected: {run.quarantined} quarantined "
+            f"(first: {run.first_rejection})"
+        )
+    return None
 
 
 # The kubelet keeps at most 4096 bytes of a container's termination message.
@@ -85,6 +100,8 @@ def termination_message(
     for run in runs:
         newest = run.latest.hour_start.strftime(HOUR_FORMAT) if run.latest else None
         coins[run.coin] = {"ok": True, "hours": len(run.hours), "newest_hour": newest}
+        if run.amended_hours or run.late_records:
+            coins[run.coin] |= {"amended": len(run.amended_hours), "late": run.late_records}
     for coin, error in errors.items():
         # A coin can fail after writing (e.g. the metrics push): keep its newest hour.
         coins[coin] = {**coins.get(coin, {}), "ok": False, "error": error}
@@ -170,6 +187,12 @@ def success_registry(run: CoinRun, finished_at: float) -> CollectorRegistry:
     )
     gauge(m.HOURLY_HOURS_PROCESSED, "Hours processed by the last run.").labels(coin).set(
         len(run.hours)
+    )
+    gauge(m.HOURLY_HOURS_AMENDED, "Earlier hours recomputed for late records.").labels(coin).set(
+        len(run.amended_hours)
+    )
+    gauge(m.HOURLY_LATE_RECORDS, "Late records merged by the last run.").labels(coin).set(
+        run.late_records
     )
     gauge(m.HOURLY_DURATION, "Wall time of the last run.").labels(coin).set(run.duration_seconds)
     gauge(m.HOURLY_LAST_SUCCESS, "When the last successful run finished.").labels(coin).set(
