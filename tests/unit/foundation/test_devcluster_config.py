@@ -158,5 +158,5 @@ def test_status_text(tmp_path: Path) -> None:
     kraft = _spec(tmp_path, "kraft")
     kraft_nodes = [NodeStatus(n, None, False, kraft.log_path(n)) for n in kraft.node_names()]
     kraft_text = format_status(ClusterStatus(kraft, kraft_nodes, [], "no broker is running"))
-    assert "Kafka cluster (kraft)" in kraft_text and "zookeeper" not in kraft_text
+    assert "Kafka cluster (kraft, plaintext)" in kraft_text and "zookeeper" not in kraft_text
     assert "broker-3.log controller 9194" in kraft_text

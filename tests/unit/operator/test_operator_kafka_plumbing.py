@@ -11,6 +11,7 @@ from coinfeed.operator.desired import (
     executor_pod_template,
     hourly_cronjob,
     producer_deployment,
+    single_feed_group,
 )
 from coinfeed.operator.settings import OperatorSettings, settings_from_env
 from coinfeed.operator.spec import parse_spec
@@ -74,7 +75,8 @@ def test_secured_children_get_the_user_by_reference_and_files_mounted() -> None:
 
 
 def test_executors_mount_only_the_ca() -> None:
-    pod = executor_pod_template("btc", _spec(), SECURED)["spec"]
+    group = single_feed_group("btc", "ns", "uid-1", _spec())
+    pod = executor_pod_template(group, SECURED)["spec"]
     assert {v["name"] for v in pod["volumes"]} == {"tmp", "kafka-ca"}
     assert "kafka-credentials" not in json.dumps(pod)
 
