@@ -39,6 +39,7 @@ def _topic_state(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, 
             if meta
             else {}
         )
+        # A topic being deleted may still show in metadata but no longer have configs: gone.
         return {
             n: (
                 len(t["partitions"]),
@@ -47,6 +48,7 @@ def _topic_state(bootstrap: str, names: list[str]) -> dict[str, tuple[int, int, 
                 cfgs[n]["min.insync.replicas"]["value"],
             )
             for n, t in meta.items()
+            if t["partitions"] and "retention.ms" in cfgs.get(n, {})
         }
     finally:
         admin.close()

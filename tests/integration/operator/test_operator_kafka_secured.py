@@ -17,6 +17,7 @@ from coinfeed.kafka_acls import operator_grants
 from coinfeed.versions import REPO_ROOT
 from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
+from tests.integration.operator.test_operator_feed import _cronjob_of
 from tests.support.kafka import KafkaClusterFactory
 
 OPERATOR_USER = "coinfeed-operator"
@@ -65,7 +66,10 @@ def test_children_reference_kafka_secrets_and_hold_no_secret(
     wait_for("TopicsReady=True", topics_ready, timeout=120)
 
     def pod_spec(kind: str, child: str) -> Any:
-        obj = wait_for(f"{kind} {child}", lambda: get_json(admin, kind, child, "-n", ns))
+        if kind == "cronjob":  # the feed's shared hourly CronJob (owned by its member feeds)
+            obj = wait_for("the feed's hourly CronJob", lambda: _cronjob_of(admin, ns, name))
+        else:
+            obj = wait_for(f"{kind} {child}", lambda: get_json(admin, kind, child, "-n", ns))
         spec = obj["spec"]
         if kind == "cronjob":
             spec = spec["jobTemplate"]["spec"]
@@ -74,7 +78,7 @@ def test_children_reference_kafka_secrets_and_hold_no_secret(
     for kind, child, secret in (
         ("deployment", f"{name}-prices", PRODUCER_SECRET),
         ("deployment", f"{name}-tweets", PRODUCER_SECRET),
-        ("cronjob", f"{name}-hourly", HOURLY_SECRET),
+        ("cronjob", "", HOURLY_SECRET),
     ):
         pod = pod_spec(kind, child)
         env = {e["name"]: e for e in pod["containers"][0]["env"]}
