@@ -41,6 +41,7 @@ EXECUTOR_CONFIGMAP_SUFFIX: Final = "hourly-executor"
 EXECUTOR_TEMPLATE_DIR: Final = "/etc/coinfeed/spark"
 EXECUTOR_TEMPLATE_KEY: Final = "executor-pod.yaml"
 EXECUTOR_COMPONENT: Final = "hourly-executor"
+EXECUTOR_LOCAL_DIR_VOLUME: Final = "spark-local-dir-1"
 HOURLY_CONTAINER: Final = "hourly"
 HOUR_MS: Final = 3_600_000
 
@@ -500,10 +501,13 @@ def executor_pod_template(group: HourlyGroup, settings: OperatorSettings) -> Obj
                 "env": [{"name": "HOME", "value": "/tmp"}],
                 "resources": settings.spark_executor_resources.as_k8s(),
                 "securityContext": container_security_context(),
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                # Named spark-local-dir-*: Spark then takes this volume as the executor's local
+                # dir instead of adding its own emptyDir at SPARK_LOCAL_DIRS (/tmp), which the
+                # API server refuses as a second mount at the same path.
+                "volumeMounts": [{"name": EXECUTOR_LOCAL_DIR_VOLUME, "mountPath": "/tmp"}],
             }
         ],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
+        "volumes": [{"name": EXECUTOR_LOCAL_DIR_VOLUME, "emptyDir": {"sizeLimit": "2Gi"}}],
     }
     # Executors run the Kafka consumers: the truststore path of the reader options must exist
     # there too (the credentials travel inside the options, not in the pod).

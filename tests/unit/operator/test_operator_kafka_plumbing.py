@@ -77,7 +77,7 @@ def test_secured_children_get_the_user_by_reference_and_files_mounted() -> None:
 def test_executors_mount_only_the_ca() -> None:
     group = single_feed_group("btc", "ns", "uid-1", _spec())
     pod = executor_pod_template(group, SECURED)["spec"]
-    assert {v["name"] for v in pod["volumes"]} == {"tmp", "kafka-ca"}
+    assert {v["name"] for v in pod["volumes"]} == {"spark-local-dir-1", "kafka-ca"}
     assert "kafka-credentials" not in json.dumps(pod)
 
 
