@@ -51,7 +51,9 @@ if ! "$HELM" upgrade --install "$RELEASE" charts/coinfeed --namespace "$NAMESPAC
   "$KUBECTL" -n "$NAMESPACE" get pods -o wide >&2 || true
   die "helm upgrade --install failed (log: $CLUSTER_RUN_DIR/helm-install-$NAMESPACE.log)"
 fi
-"$KUBECTL" -n "$NAMESPACE" wait pod --all --for=condition=Ready --timeout=300s >/dev/null
+# Finished pods (the hourly jobs', helm tests') are never Ready: wait for the others only.
+"$KUBECTL" -n "$NAMESPACE" wait pod --all --for=condition=Ready --timeout=300s \
+  --field-selector=status.phase!=Succeeded,status.phase!=Failed >/dev/null
 say "all pods Ready in $(($(date +%s) - start)) s:"
 "$KUBECTL" -n "$NAMESPACE" get pods -o wide
 echo "KUBECONFIG=$KUBECONFIG"
