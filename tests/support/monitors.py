@@ -1,104 +1,131 @@
-"""The chart's PodMonitor and ServiceMonitors as a plain Prometheus config, the way the Prometheus
-Operator turns them into Kubernetes service discovery: a pod (or endpoints) role per monitor, kept
-by the monitor's label selector and port name, in the monitor's namespace.
+"""The chart's PodMonitor and ServiceMonitors as a plain Prometheus config, doing what the
+Prometheus Operator does with them: the pods (or Service endpoints) each monitor selects, by label
+and port name, in the monitor's namespace, become its scrape targets.
 
-So a Prometheus without the operator (Debian's, on the host of the local node) scrapes exactly what
-the rendered monitors select; a selector that matches nothing leaves its job without targets.
+Debian's Prometheus is built without Kubernetes service discovery, so the discovery is done here
+(:func:`targets`, pure, from listed pods, Services and Endpoints) and handed over as file_sd files
+that Prometheus re-reads every few seconds (:func:`write_targets` refreshes them).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROLE = {"PodMonitor": "pod", "ServiceMonitor": "endpoints"}
+KINDS = ("PodMonitor", "ServiceMonitor")
 
 
-def _meta_label(role: str, label: str) -> str:
-    # Prometheus' SD turns every character outside [a-zA-Z0-9_] into "_".
-    kind = "pod" if role == "pod" else "service"
-    return f"__meta_kubernetes_{kind}_label_{re.sub(r'[^a-zA-Z0-9_]', '_', label)}"
+def _matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    if selector.get("matchExpressions"):
+        raise ValueError("monitor selectors with matchExpressions are not translated")
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
-def scrape_configs(
-    monitors: Iterable[Mapping[str, Any]], kubeconfig: Path, interval: str = "2s"
-) -> list[dict[str, Any]]:
-    """One scrape config per endpoint of every PodMonitor/ServiceMonitor in ``monitors``."""
-    out: list[dict[str, Any]] = []
+def jobs(
+    monitors: Iterable[Mapping[str, Any]],
+) -> list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(job name, monitor, endpoint) for every endpoint of every monitor."""
+    out = []
     for mon in monitors:
-        kind = mon.get("kind", "")
-        if kind not in ROLE:
+        if mon.get("kind") not in KINDS:
             continue
-        role = ROLE[kind]
-        meta, spec = mon["metadata"], mon["spec"]
-        namespace = meta["namespace"]
-        endpoints = spec["podMetricsEndpoints"] if role == "pod" else spec["endpoints"]
-        selector = spec.get("selector", {})
-        if selector.get("matchExpressions"):
-            raise ValueError(f"{kind} {meta['name']}: matchExpressions are not translated")
-        for i, ep in enumerate(endpoints):
-            relabel: list[dict[str, Any]] = [
-                {
-                    "action": "keep",
-                    "source_labels": [_meta_label(role, key)],
-                    "regex": re.escape(str(value)),
-                }
-                for key, value in sorted(selector.get("matchLabels", {}).items())
-            ]
-            port_label = (
-                "__meta_kubernetes_pod_container_port_name"
-                if role == "pod"
-                else "__meta_kubernetes_endpoint_port_name"
-            )
-            relabel.append({"action": "keep", "source_labels": [port_label], "regex": ep["port"]})
-            if role == "pod":
-                # As the Prometheus Operator does: finished pods are no targets.
-                relabel.append(
-                    {
-                        "action": "drop",
-                        "source_labels": ["__meta_kubernetes_pod_phase"],
-                        "regex": "(Failed|Succeeded)",
-                    }
-                )
-            relabel += [
-                {
-                    "action": "replace",
-                    "source_labels": ["__meta_kubernetes_namespace"],
-                    "target_label": "namespace",
-                },
-                {
-                    "action": "replace",
-                    "source_labels": ["__meta_kubernetes_pod_name"],
-                    "target_label": "pod",
-                },
-            ]
+        spec = mon["spec"]
+        eps = spec["podMetricsEndpoints"] if mon["kind"] == "PodMonitor" else spec["endpoints"]
+        for i, ep in enumerate(eps):
             out.append(
-                {
-                    "job_name": f"{kind}/{namespace}/{meta['name']}/{i}",
-                    "honor_labels": bool(ep.get("honorLabels", False)),
-                    "metrics_path": ep.get("path", "/metrics"),
-                    "scrape_interval": interval,
-                    "scrape_timeout": interval,
-                    "kubernetes_sd_configs": [
-                        {
-                            "role": role,
-                            "kubeconfig_file": str(kubeconfig),
-                            "namespaces": {"names": [namespace]},
-                        }
-                    ],
-                    "relabel_configs": relabel,
-                }
+                (
+                    f"{mon['kind']}/{mon['metadata']['namespace']}/{mon['metadata']['name']}/{i}",
+                    mon,
+                    ep,
+                )
             )
     return out
 
 
+def targets(
+    mon: Mapping[str, Any],
+    ep: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    services: Sequence[Mapping[str, Any]],
+    endpoints: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """file_sd entries for one monitor endpoint (pure)."""
+    ns, selector = mon["metadata"]["namespace"], mon["spec"].get("selector") or {}
+    out: list[dict[str, Any]] = []
+    if mon["kind"] == "PodMonitor":
+        for pod in pods:
+            meta, status = pod["metadata"], pod.get("status") or {}
+            if meta.get("namespace") != ns or status.get("phase") != "Running":
+                continue
+            if not status.get("podIP") or not _matches(selector, meta.get("labels") or {}):
+                continue
+            for c in pod["spec"]["containers"]:
+                for p in c.get("ports") or []:
+                    if p.get("name") == ep["port"]:
+                        out.append({"targets": [f"{status['podIP']}:{p['containerPort']}"],
+                                    "labels": {"namespace": ns, "pod": meta["name"]}})  # fmt: skip
+        return out
+    chosen = {
+        s["metadata"]["name"]
+        for s in services
+        if s["metadata"].get("namespace") == ns
+        and _matches(selector, s["metadata"].get("labels") or {})
+    }
+    for eps in endpoints:
+        if eps["metadata"].get("namespace") != ns or eps["metadata"]["name"] not in chosen:
+            continue
+        for subset in eps.get("subsets") or []:
+            for port in subset.get("ports") or []:
+                if port.get("name") != ep["port"]:
+                    continue
+                for addr in subset.get("addresses") or []:
+                    labels = {"namespace": ns, "service": eps["metadata"]["name"]}
+                    if (addr.get("targetRef") or {}).get("name"):
+                        labels["pod"] = addr["targetRef"]["name"]
+                    out.append({"targets": [f"{addr['ip']}:{port['port']}"], "labels": labels})
+    return out
+
+
+def _file(sd_dir: Path, job: str) -> Path:
+    return sd_dir / (job.replace("/", "_") + ".json")
+
+
 def prometheus_config(
-    monitors: Iterable[Mapping[str, Any]], kubeconfig: Path, rule_files: Iterable[Path] = ()
+    monitors: Iterable[Mapping[str, Any]], sd_dir: Path, rule_files: Iterable[Path] = ()
 ) -> dict[str, Any]:
     return {
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
         "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": scrape_configs(monitors, kubeconfig),
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "honor_labels": bool(ep.get("honorLabels", False)),
+                "metrics_path": ep.get("path", "/metrics"),
+                "scrape_interval": "2s",
+                "scrape_timeout": "2s",
+                "file_sd_configs": [{"files": [str(_file(sd_dir, job))], "refresh_interval": "2s"}],
+            }
+            for job, _mon, ep in jobs(monitors)
+        ],
     }
+
+
+def write_targets(
+    monitors: Iterable[Mapping[str, Any]],
+    sd_dir: Path,
+    pods: Sequence[Mapping[str, Any]],
+    services: Sequence[Mapping[str, Any]],
+    endpoints: Sequence[Mapping[str, Any]],
+) -> dict[str, int]:
+    """Rewrite every job's file_sd file; returns targets per job."""
+    sd_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for job, mon, ep in jobs(monitors):
+        found = targets(mon, ep, pods, services, endpoints)
+        tmp = _file(sd_dir, job).with_suffix(".tmp")
+        tmp.write_text(json.dumps(found))
+        tmp.replace(_file(sd_dir, job))  # atomic: Prometheus never reads half a file
+        counts[job] = len(found)
+    return counts

@@ -668,7 +668,7 @@ def test_prometheus_scrapes_what_the_charts_monitors_select_and_every_panel_has_
 ) -> None:
     from coinfeed.demo import monitoring, procs
     from coinfeed.demo.prometheus import start_prometheus
-    from tests.support.monitors import prometheus_config
+    from tests.support.monitors import prometheus_config, write_targets
     from tests.support.ports import free_port
 
     kube = feeds.kube
@@ -712,13 +712,29 @@ def test_prometheus_scrapes_what_the_charts_monitors_select_and_every_panel_has_
     ).stdout
     monitors = [d for d in yaml.safe_load_all(rendered) if d]
     assert {m["kind"] for m in monitors} == {"PodMonitor", "ServiceMonitor"}
-    config = prometheus_config(monitors, feeds.kube.kubeconfig, monitoring.rule_files())
+    sd_dir = tmp_path / "sd"
+
+    def discover() -> None:
+        write_targets(
+            monitors,
+            sd_dir,
+            kube.get("pods", "-A")["items"],
+            kube.get("services", "-A")["items"],
+            kube.get("endpoints", "-A")["items"],
+        )
+
+    discover()
+    config = prometheus_config(monitors, sd_dir, monitoring.rule_files())
     prom = start_prometheus(tmp_path, free_port(), config, name="prometheus-node")
     try:
 
         def wait_for(expr: str, timeout: float = 240) -> list[dict[str, Any]]:
+            def check() -> list[dict[str, Any]]:
+                discover()  # pods come and go: rediscover as the Prometheus Operator would
+                return prom.query(expr)
+
             result: list[dict[str, Any]] = kube.wait_until(
-                f"Prometheus data for {expr}", lambda: prom.query(expr), timeout=timeout, interval=3
+                f"Prometheus data for {expr}", check, timeout=timeout, interval=3
             )
             return result
 
