@@ -739,6 +739,8 @@ def test_prometheus_scrapes_what_the_charts_monitors_select_and_every_panel_has_
             return result
 
         # Every producer of the five feeds, the operator and the Pushgateway are scraped.
+        wait_for('sum(up{job=~"PodMonitor/.*"} == 1) >= 8')  # 4 feeds x 2 producers
+        wait_for('count(count by (job) (up{job=~"ServiceMonitor/.*"} == 1)) == 2')
         up = wait_for("sum by (job) (up == 1)")
         jobs = {r["metric"]["job"]: float(r["value"][1]) for r in up}
         assert len(jobs) == 3, jobs
