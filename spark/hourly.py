@@ -228,7 +228,7 @@ def process_coin(
     from coinfeed.spark.parse import check, split
     from coinfeed.spark.prices import price_hourly
     from coinfeed.spark.sentiment import with_sentiment
-    from coinfeed.spark.summary import CoinRun, LatestHour
+    from coinfeed.spark.summary import CoinRun, LatestHour, platform_figures
     from coinfeed.spark.tweets import tweet_hourly
 
     retention = timedelta(hours=args.retention_hours)
@@ -382,6 +382,7 @@ def process_coin(
             realized_volatility=r.realized_volatility,
             tweet_count=int(r.tweet_count),
             sentiment_mean=r.sentiment_mean,
+            **platform_figures(r.asDict()),
         )
     for df in persisted:
         df.unpersist()
