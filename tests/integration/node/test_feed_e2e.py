@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from coinfeed.topics import feed_topics
-from tests.integration.node.test_local_node import PRODUCER_IMAGE, json_lines, restricted_pod
+from tests.integration.node.test_local_node import PRODUCER_IMAGE, restricted_pod
 from tests.support.localnode import NAMESPACE, REPO, Kube, LocalNode, pod_ready
 
 Release = tuple[LocalNode, str]
@@ -213,10 +213,10 @@ def hourly_rows(kube: Kube, coin: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["hour_start"])
 
 
-def topic_counts(kube: Kube, topics: list[str], name: str) -> dict[str, dict[str, int]]:
-    pod = restricted_pod(
-        name, PRODUCER_IMAGE, ["python", "-c", COUNT_SCRIPT, "coinfeed-kafka:9092", *topics]
-    )
+def run_script(kube: Kube, name: str, script: str, *args: str) -> Any:
+    """Run a Python script in a restricted pod of the producer image (it has kafka-python);
+    return the last line it printed, parsed as JSON."""
+    pod = restricted_pod(name, PRODUCER_IMAGE, ["python", "-c", script, *args])
     kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found")
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
     try:
@@ -229,32 +229,22 @@ def topic_counts(kube: Kube, topics: list[str], name: str) -> dict[str, dict[str
             interval=3,
         )
         logs = kube.kubectl("-n", NAMESPACE, "logs", name).stdout
-        lines = json_lines(logs)
-        assert lines, logs[-2000:]
-        result: dict[str, dict[str, int]] = lines[-1]
-        return result
+        assert logs.strip(), f"pod {name} printed nothing"
+        return json.loads(logs.strip().splitlines()[-1])
     finally:
         kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found", "--wait=false")
+
+
+def topic_counts(kube: Kube, topics: list[str], name: str) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = run_script(
+        kube, name, COUNT_SCRIPT, "coinfeed-kafka:9092", *topics
+    )
+    return result
 
 
 def coinfeed_topics(kube: Kube, name: str) -> list[str]:
-    pod = restricted_pod(name, PRODUCER_IMAGE, ["python", "-c", LIST_SCRIPT, "coinfeed-kafka:9092"])
-    kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found")
-    kube.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
-    try:
-        kube.wait_until(
-            f"pod {name} to finish",
-            lambda: (
-                kube.get("-n", NAMESPACE, "pod", name)["status"]["phase"] in ("Succeeded", "Failed")
-            ),
-            timeout=300,
-            interval=3,
-        )
-        logs = kube.kubectl("-n", NAMESPACE, "logs", name).stdout
-        topics: list[str] = json.loads(logs.strip().splitlines()[-1])
-        return topics
-    finally:
-        kube.kubectl("-n", NAMESPACE, "delete", "pod", name, "--ignore-not-found", "--wait=false")
+    topics: list[str] = run_script(kube, name, LIST_SCRIPT, "coinfeed-kafka:9092")
+    return topics
 
 
 def children(kube: Kube, feed_name: str) -> dict[str, list[str]]:
