@@ -192,12 +192,20 @@ def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) 
     return out
 
 
-def missing_topics(spark: Any, bootstrap: str, topics: Sequence[str]) -> list[str]:
+def missing_topics(
+    spark: Any, bootstrap: str, topics: Sequence[str], security: Mapping[str, str]
+) -> list[str]:
     """The ``topics`` Kafka does not have (one admin call through the JVM's kafka-clients): a
-    feed whose topic is missing fails alone, with a reason, instead of reading nothing."""
+    feed whose topic is missing fails alone, with a reason, instead of reading nothing.
+
+    ``security`` holds the reader's ``kafka.``-prefixed options; the admin client takes the
+    same settings without the prefix (a secured cluster refuses an unauthenticated admin).
+    """
     jvm = spark.sparkContext._jvm
     props = jvm.java.util.Properties()
     props.put("bootstrap.servers", bootstrap)
+    for key, value in security.items():
+        props.put(key.removeprefix("kafka."), value)
     admin = jvm.org.apache.kafka.clients.admin.Admin.create(props)
     try:
         names = admin.listTopics().names().get(60, jvm.java.util.concurrent.TimeUnit.SECONDS)
@@ -242,7 +250,12 @@ def process_coin(
         hr.read_windows(hours, grace, lateness, now) if late_on else hr.read_windows(hours, grace)
     )
     bootstrap = ",".join(bootstrap_servers(args.bootstrap))
-    missing = missing_topics(spark, bootstrap, [topic_name(coin, k) for k in ("prices", "tweets")])
+    missing = missing_topics(
+        spark,
+        bootstrap,
+        [topic_name(coin, k) for k in ("prices", "tweets")],
+        spark_kafka_options(security_from_env()),
+    )
     if missing:
         raise LookupError(f"topic {', '.join(missing)} does not exist in Kafka")
     persisted: list[Any] = []

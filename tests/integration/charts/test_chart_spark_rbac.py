@@ -231,7 +231,12 @@ def test_driver_and_executor_pods_from_the_operator_pass_restricted_pod_security
     pod["spec"]["restartPolicy"] = "Never"
     (container,) = pod["spec"]["containers"]
     # What Spark adds to the template's container: image, the entrypoint's argument, its
-    # block-manager port, env, memory/cpu and a local-dir volume.
+    # block-manager port, env and memory/cpu. The template already holds a volume named
+    # spark-local-dir-*, so Spark adopts it as the local dir instead of adding one
+    # (LocalDirsFeatureStep); a second one is what the API server refused before.
+    (local_dir,) = [
+        m for m in container["volumeMounts"] if m["name"].startswith("spark-local-dir-")
+    ]
     container.update(
         image=cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
         args=["executor"],
@@ -239,12 +244,8 @@ def test_driver_and_executor_pods_from_the_operator_pass_restricted_pod_security
     )
     container["env"] += [
         {"name": "SPARK_DRIVER_URL", "value": "spark://CoarseGrainedScheduler@10.1.2.3:7078"},
-        {"name": "SPARK_LOCAL_DIRS", "value": "/var/data/spark-1"},
+        {"name": "SPARK_LOCAL_DIRS", "value": local_dir["mountPath"]},
     ]
-    container["volumeMounts"].append(
-        {"name": "spark-local-dir-1", "mountPath": "/var/data/spark-1"}
-    )
-    pod["spec"]["volumes"].append({"name": "spark-local-dir-1", "emptyDir": {}})
     spark = kubectl.using(kube_apiserver.kubeconfig_for_service_account(ns, SA))
 
     def created() -> str | None:
