@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,12 +207,37 @@ def reconcile_coin(ctx: Context, coin: str) -> None:
                 log.warning("reconcile of %s failed", claims.feed_key(feed), exc_info=True)
 
 
-def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[str]:
-    """On shutdown: let CoinFeeds that are being deleted go, topics kept.
+def finalizers_to_release(
+    feeds: Sequence[Mapping[str, Any]], terminating: Callable[[str], bool]
+) -> list[tuple[str, str, list[str]]]:
+    """(namespace, name, remaining finalizers) of every feed an operator that stops must let go.
 
-    A feed waiting for its topics to be deleted would otherwise wait for an operator that may
-    never come back (uninstalled, or its namespace deleted with it), and so would its namespace.
+    - A feed being deleted: it would wait for an operator that may never come back.
+    - Every feed holding the finalizer in a namespace being deleted: since Kubernetes 1.34 the
+      namespace controller deletes pods first (ordered namespace deletion), so an operator that
+      lives there stops *before* its feeds are marked for deletion, and nobody would ever release
+      them: the namespace would stay Terminating for good.
+    Topics are kept in both cases. ``terminating`` is asked once per namespace.
     """
+    out = []
+    asked: dict[str, bool] = {}
+    for feed in feeds:
+        meta = feed["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            continue
+        ns = meta["namespace"]
+        if not meta.get("deletionTimestamp"):
+            if ns not in asked:
+                asked[ns] = terminating(ns)
+            if not asked[ns]:
+                continue
+        out.append((ns, meta["name"], [f for f in finalizers if f != FINALIZER]))
+    return out
+
+
+def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[str]:
+    """On shutdown: let go of the CoinFeeds :func:`finalizers_to_release` names, topics kept."""
     released = []
     for ns in list(namespaces) if namespaces else [None]:
         try:
@@ -222,31 +247,37 @@ def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[s
                 "shutdown: listing CoinFeeds in %s failed", ns or "all namespaces", exc_info=True
             )
             continue
-        for feed in feeds:
-            meta = feed["metadata"]
-            finalizers = list(meta.get("finalizers") or [])
-            if not meta.get("deletionTimestamp") or FINALIZER not in finalizers:
-                continue
+        by_key = {(f["metadata"]["namespace"], f["metadata"]["name"]): f for f in feeds}
+        for feed_ns, name, remaining in finalizers_to_release(feeds, _terminating(ctx)):
             try:
-                ctx.kube.set_feed_finalizers(
-                    meta["namespace"], meta["name"], [f for f in finalizers if f != FINALIZER]
-                )
+                ctx.kube.set_feed_finalizers(feed_ns, name, remaining)
             except Exception:
-                log.warning(
-                    "shutdown: releasing %s/%s failed",
-                    meta["namespace"],
-                    meta["name"],
-                    exc_info=True,
-                )
+                log.warning("shutdown: releasing %s/%s failed", feed_ns, name, exc_info=True)
                 continue
+            # Refused (and only logged) when the namespace is terminating: nothing new may go in.
             ctx.kube.post_event(
-                feed,
+                by_key[(feed_ns, name)],
                 "Warning",
                 "TopicsKept",
                 "operator stopping before the topics were deleted; they are kept",
             )
-            released.append(f"{meta['namespace']}/{meta['name']}")
+            released.append(f"{feed_ns}/{name}")
     return released
+
+
+def _terminating(ctx: Context) -> Callable[[str], bool]:
+    def ask(namespace: str) -> bool:
+        try:
+            answer = bool(ctx.kube.namespace_terminating(namespace))
+            log.info("shutdown: namespace %s %s", namespace, "terminating" if answer else "lives")
+            return answer
+        except Exception:
+            log.warning(
+                "shutdown: could not tell whether %s is terminating", namespace, exc_info=True
+            )
+            return False
+
+    return ask
 
 
 class DriftLoop:

@@ -235,6 +235,25 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
+    def namespace_terminating(self, namespace: str) -> bool:
+        """Whether ``namespace`` is being deleted, asked without any right on Namespaces: the API
+        server refuses new content in a terminating namespace (cause ``NamespaceTerminating``),
+        and a server-side dry run persists nothing. A ConfigMap, which the operator may create
+        anyway (executor templates); not an Event, which is let in even while terminating."""
+        from kubernetes.client.exceptions import ApiException
+
+        probe = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"generateName": "coinfeed-operator-probe-", "namespace": namespace},
+        }
+        try:
+            # Preloaded: only then does the client raise on an error status.
+            self.core.create_namespaced_config_map(namespace, probe, dry_run="All")
+        except ApiException as e:
+            return e.status == 403 and namespace_terminating_refusal(e.body)
+        return False
+
     def set_feed_finalizers(self, namespace: str, name: str, finalizers: list[str]) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP,
@@ -258,6 +277,17 @@ class Kube:
             _content_type="application/merge-patch+json",
             _preload_content=False,
         )
+
+
+def namespace_terminating_refusal(body: str | bytes | None) -> bool:
+    """Whether an API error body is the refusal of new content in a terminating namespace."""
+    try:
+        status = json.loads(body or b"{}")
+    except ValueError:
+        return False
+    causes = (status.get("details") or {}).get("causes") or []
+    # metav1.StatusCause's type travels as "reason" in JSON.
+    return any(c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
 def event_body(

@@ -13,8 +13,11 @@ Runs in the session's release (``coinfeed_release``) before tests/integration/no
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -269,6 +272,58 @@ def replay_finished(kube: Kube, deployment: str) -> bool:
     return "replay finished" in logs
 
 
+def staging_dirs(root: Path) -> list[Path]:
+    """Writes in progress: dynamic partition overwrite stages a table's new partitions in
+    ``<table>/.spark-staging-<job>`` and moves them into place only when the write commits."""
+    found = []
+    for table in root.iterdir() if root.is_dir() else []:
+        if table.is_dir():
+            found += [e for e in table.iterdir() if e.name.startswith(".spark-staging-")]
+    return found
+
+
+def host_pids(container_id: str) -> list[int]:
+    """The host's PIDs of one container (cgroupfs: its id is the last part of the cgroup path)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if container_id in (proc / "cgroup").read_text():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue  # gone meanwhile
+    return pids
+
+
+def kill_when_staging(kube: Kube, job: str) -> list[str]:
+    """SIGKILL every process of ``job``'s pod, from the host, the moment a write is staged in the
+    lake (polled every 20 ms: a write of the sample hours takes about a second). Returns the
+    staging folders seen at that moment."""
+
+    def running_container() -> str:
+        for pod in job_pods(kube, job):
+            for cs in pod["status"].get("containerStatuses", []):
+                if "running" in cs.get("state", {}) and cs.get("containerID"):
+                    return str(cs["containerID"]).split("://", 1)[1]
+        return ""
+
+    container = kube.wait_until(f"{job}'s container running", running_container, timeout=300)
+    root = lake_root(kube)
+    already = set(staging_dirs(root))  # left by an earlier killed run
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        staged = [d for d in staging_dirs(root) if d not in already]
+        if staged:
+            pids = host_pids(container)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+                    os.kill(pid, signal.SIGKILL)
+            assert pids, f"no process of container {container} on the host"
+            return [str(d) for d in staged]
+        time.sleep(0.02)
+    raise AssertionError(f"{job} never staged a write")
+
+
 # --- the tests -----------------------------------------------------------------------------------
 
 
@@ -492,28 +547,15 @@ def test_a_failing_run_turns_the_feed_not_ready_with_the_reason_and_a_good_run_h
             if line.startswith(f"{coin}-replay ")
         )
         assert row[2] == "False", row
-    # A job pod killed mid-run, then a good run: the lake holds exactly the same rows as before.
+    # A job pod killed mid-write, then a good run: the lake holds exactly the same rows as before.
     before = {c: hourly_rows(kube, c) for c in ("btc", "eth")}
-    names = _trigger_all(
-        kube, "e2e-kill", patch=lambda j: j["spec"].update(backoffLimit=0), wait=False
-    )
-
-    def at_work() -> list[str]:
-        # Running for 30 s: the JVM is up and Spark is reading or writing hours.
-        running = []
-        for cronjob in names:
-            for pod in job_pods(kube, job_name(cronjob, "e2e-kill")):
-                started_at = pod["status"].get("startTime")
-                if pod["status"]["phase"] == "Running" and started_at:
-                    age = datetime.now(UTC) - datetime.fromisoformat(
-                        started_at.replace("Z", "+00:00")
-                    )
-                    if age > timedelta(seconds=30):
-                        running.append(pod["metadata"]["name"])
-        return running if len(running) == len(names) else []
-
-    for pod_name in kube.wait_until("the job pods to be at work", at_work, timeout=300):
-        kube.kubectl("-n", NAMESPACE, "delete", "pod", pod_name, "--grace-period=0", "--force")
+    names = sorted({cj["metadata"]["name"] for c in ("btc", "eth") for cj in cronjobs_for(kube, c)})
+    for cronjob in names:  # one at a time: a staged write then belongs to this job
+        no_retry = lambda j: j["spec"].update(backoffLimit=0)  # noqa: E731
+        create_job(kube, cronjob, job_name(cronjob, "e2e-kill"), no_retry)
+        staged = kill_when_staging(kube, job_name(cronjob, "e2e-kill"))
+        assert staged, "killed without a write in progress"
+        assert job_outcome(kube, job_name(cronjob, "e2e-kill")) == "Failed"
     started = datetime.now(UTC)
     outcomes = _trigger_all(kube, "e2e2")
     finished = datetime.now(UTC)

@@ -513,3 +513,36 @@ def test_operator_shutdown_never_leaves_a_deleting_feed_stuck(
     assert _feed(admin, ns) is not None  # still held: Kafka cannot be asked
     op.stop()
     wait_for("feed released when the operator stops", lambda: _feed(admin, ns) is None, timeout=30)
+
+
+def test_operator_stopping_in_a_terminating_namespace_releases_every_feed(
+    admin: Path,
+    kube_namespace: str,
+    start_operator: OperatorFactory,
+    kafka_cluster: Any,
+    coin: str,
+) -> None:
+    """Kubernetes 1.34 deletes a namespace's pods before anything else, so an operator living
+    there stops before its feeds are even marked for deletion. It must let go of all of them
+    (topics kept), or the namespace stays Terminating for good."""
+    ns = kube_namespace
+    op = start_operator(ns, kafka_cluster.bootstrap)
+    kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin, deletionPolicy="Delete"))
+    kubectl(
+        admin, "apply", "-n", ns, "-f", "-",
+        input=_manifest(coin + "x", name="eth", deletionPolicy="Delete"),
+    )  # fmt: skip
+    for name in ("btc", "eth"):
+        wait_for(
+            f"{name}'s finalizer",
+            lambda name=name: (f := _feed(admin, ns, name)) and f["metadata"].get("finalizers"),
+        )
+    op.stop()  # a restart in a live namespace keeps them (the next operator deletes the topics)
+    assert all(_feed(admin, ns, n)["metadata"].get("finalizers") for n in ("btc", "eth"))
+    op = start_operator(ns, kafka_cluster.bootstrap)
+    # This API server runs no namespace controller: the namespace stays Terminating with its
+    # content, which is exactly the moment the operator's pod would get its SIGTERM.
+    kubectl(admin, "delete", "namespace", ns, "--wait=false")
+    op.stop()
+    for name in ("btc", "eth"):
+        assert not _feed(admin, ns, name)["metadata"].get("finalizers"), name
