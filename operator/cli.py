@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=300.0,
         help="server-side timeout of each watch request, seconds (default 300)",
     )
+    p.add_argument(
+        "--release-on-uninstall",
+        metavar="DEPLOYMENT",
+        help="instead of running: scale the operator's Deployment DEPLOYMENT (in $POD_NAMESPACE) "
+        "to 0, then release every watched CoinFeed's finalizer, topics kept (the chart's "
+        "pre-delete hook; always exits 0)",
+    )
     p.add_argument("--log-level", default=os.environ.get("COINFEED_OPERATOR_LOG_LEVEL", "INFO"))
     p.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON")
     return p
@@ -83,17 +90,21 @@ def main(argv: list[str]) -> int:
         env["COINFEED_OPERATOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
     if args.drift_interval:
         env["COINFEED_OPERATOR_DRIFT_INTERVAL_SECONDS"] = str(args.drift_interval)
-    try:
-        settings = settings_from_env(env)
-    except SettingsError as exc:
-        print(f"coinfeed operator: {exc}")
-        return 2
     namespaces = list(args.namespace)
     if not namespaces and not args.all_namespaces:
         raw = os.environ.get("COINFEED_OPERATOR_NAMESPACES") or os.environ.get("POD_NAMESPACE", "")
         namespaces = [n.strip() for n in raw.split(",") if n.strip()]
     if not namespaces and not args.all_namespaces:
         print("coinfeed operator: give --namespace (or --all-namespaces, or set POD_NAMESPACE)")
+        return 2
+
+    if args.release_on_uninstall:
+        return _release_on_uninstall(args, namespaces or None)
+
+    try:
+        settings = settings_from_env(env)
+    except SettingsError as exc:
+        print(f"coinfeed operator: {exc}")
         return 2
 
     import kopf
@@ -169,6 +180,24 @@ def main(argv: list[str]) -> int:
             )
         kafka.close()
         health.stop()
+    return 0
+
+
+def _release_on_uninstall(args: argparse.Namespace, watched: list[str] | None) -> int:
+    from coinfeed import logs
+    from coinfeed.operator.kube_apply import Kube
+    from coinfeed.operator.uninstall import release_on_uninstall
+
+    logs.configure(args.log_level, json_logs=not args.plain_logs)
+    own = os.environ.get("POD_NAMESPACE", "")
+    if not own:
+        log.warning("POD_NAMESPACE is not set: cannot find the operator's Deployment")
+        return 0
+    try:
+        _load_kube_config()
+        release_on_uninstall(Kube(), own, args.release_on_uninstall, watched)
+    except Exception:
+        log.warning("releasing CoinFeeds for uninstall failed", exc_info=True)
     return 0
 
 

@@ -197,6 +197,20 @@ class Kube:
         items: list[dict[str, Any]] = _body(resp).get("items", [])
         return items
 
+    def scale_deployment_to_zero(self, namespace: str, name: str) -> str:
+        """Scale a Deployment to 0 replicas; returns its pod selector (``k=v,...``)."""
+        resp = self.apps.patch_namespaced_deployment(
+            name, namespace, {"spec": {"replicas": 0}}, _preload_content=False
+        )
+        labels = _body(resp)["spec"]["selector"].get("matchLabels", {})
+        return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+    def count_pods(self, namespace: str, selector: str) -> int:
+        resp = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False
+        )
+        return len(_body(resp).get("items", []))
+
     def get_feed(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 

@@ -27,6 +27,18 @@ app.kubernetes.io/part-of: coinfeed
 app.kubernetes.io/component: operator
 {{- end -}}
 
+{{/* The uninstall hook's own name: it must not match the operator's selector, or it would wait
+for itself to stop. */}}
+{{- define "coinfeed-operator.hookLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "coinfeed-operator.name" . }}-uninstall
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: coinfeed
+app.kubernetes.io/component: uninstall-hook
+{{- end -}}
+
 {{- define "coinfeed-operator.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "coinfeed-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

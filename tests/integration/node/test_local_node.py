@@ -493,7 +493,24 @@ def test_uninstall_leaves_nothing_then_a_kraft_namespace_with_a_feed_can_be_dele
 ) -> None:
     local, _ = coinfeed_release
     kube = local.kube
+    # A feed whose deletion waits for its topics (finalizer): uninstalling the operator must let
+    # it go (the chart's pre-delete hook), topics kept, so it can still be deleted afterwards.
+    doc = _replay_feed()
+    doc["metadata"]["namespace"] = NAMESPACE
+    doc["spec"]["deletionPolicy"] = "Delete"
+    feed_name = doc["metadata"]["name"]
+    kube.kubectl("apply", "-f", "-", stdin=json.dumps(doc))
+    kube.wait_until(
+        "the feed holding its finalizer",
+        lambda: kube.get("-n", NAMESPACE, "coinfeed", feed_name)["metadata"].get("finalizers"),
+        120,
+    )
     kube.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m", timeout=400)
+    kept = kube.get("-n", NAMESPACE, "coinfeed", feed_name)
+    assert not kept["metadata"].get("finalizers"), kept["metadata"]
+    events = kube.get("-n", NAMESPACE, "events", "--field-selector", "reason=TopicsKept")
+    assert [e for e in events["items"] if e["involvedObject"]["name"] == feed_name], events
+    kube.kubectl("-n", NAMESPACE, "delete", "coinfeed", feed_name, "--timeout=30s")
     kube.wait_until(
         "no pods left after helm uninstall", lambda: not kube.pods(NAMESPACE) or None, 300
     )

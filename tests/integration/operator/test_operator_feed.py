@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -546,3 +549,42 @@ def test_operator_stopping_in_a_terminating_namespace_releases_every_feed(
     op.stop()
     for name in ("btc", "eth"):
         assert not _feed(admin, ns, name)["metadata"].get("finalizers"), name
+
+
+def test_uninstall_hook_stops_the_operator_then_releases_every_feed(
+    admin: Path,
+    kube_namespace: str,
+    start_operator: OperatorFactory,
+    kafka_cluster: Any,
+    kube_apiserver: Any,
+    coin: str,
+) -> None:
+    """The chart's pre-delete hook, with the operator's own rights (the chart's rules) on a real
+    API server: the operator's Deployment goes to 0 replicas and every feed loses the finalizer
+    (and keeps its topics), so neither feeds nor namespace wait for an operator that is gone."""
+    ns = kube_namespace
+    op = start_operator(ns, kafka_cluster.bootstrap)
+    kubectl(admin, "apply", "-n", ns, "-f", "-", input=_manifest(coin, deletionPolicy="Delete"))
+    wait_for("finalizer", lambda: (f := _feed(admin, ns)) and f["metadata"].get("finalizers"))
+    op.stop()
+    kubectl(
+        admin, "create", "deployment", "coinfeed-operator", "-n", ns,
+        "--image=coinfeed-operator:local", "--replicas=1",
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kube_apiserver.kubeconfig_for_service_account(ns, harness.SA_NAME)),
+        "POD_NAMESPACE": ns,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "coinfeed", "operator", f"--namespace={ns}",
+         "--release-on-uninstall=coinfeed-operator"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    deployment = get_json(admin, "deployment", "coinfeed-operator", "-n", ns)
+    assert deployment["spec"]["replicas"] == 0
+    assert not _feed(admin, ns)["metadata"].get("finalizers")
+    events = get_json(admin, "events", "-n", ns, "--field-selector", "reason=TopicsKept")
+    assert events["items"], "no TopicsKept event"
+    assert "released CoinFeeds for uninstall" in proc.stdout + proc.stderr
