@@ -173,7 +173,9 @@ def main(argv: list[str]) -> int:
         )
     finally:
         drift.stop()
-        released = release_finalizers(ctx, namespaces or None)
+        released = release_finalizers(
+            ctx, namespaces or None, os.environ.get("POD_NAMESPACE") or None
+        )
         if released:
             log.warning(
                 "released CoinFeeds being deleted; their topics are kept", extra={"feeds": released}

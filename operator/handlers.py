@@ -208,7 +208,9 @@ def reconcile_coin(ctx: Context, coin: str) -> None:
 
 
 def finalizers_to_release(
-    feeds: Sequence[Mapping[str, Any]], terminating: Callable[[str], bool]
+    feeds: Sequence[Mapping[str, Any]],
+    terminating: Callable[[str], bool],
+    own_namespace: str | None = None,
 ) -> list[tuple[str, str, list[str]]]:
     """(namespace, name, remaining finalizers) of every feed an operator that stops must let go.
 
@@ -217,17 +219,21 @@ def finalizers_to_release(
       namespace controller deletes pods first (ordered namespace deletion), so an operator that
       lives there stops *before* its feeds are marked for deletion, and nobody would ever release
       them: the namespace would stay Terminating for good.
-    Topics are kept in both cases. ``terminating`` is asked once per namespace.
+    - Every feed, when the operator's ``own_namespace`` is being deleted: no operator comes back.
+    Topics are kept in all cases. ``terminating`` is asked once per namespace.
     """
     out = []
     asked: dict[str, bool] = {}
+    leaving = own_namespace is not None and terminating(own_namespace)
+    if own_namespace is not None:
+        asked[own_namespace] = leaving
     for feed in feeds:
         meta = feed["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if FINALIZER not in finalizers:
             continue
         ns = meta["namespace"]
-        if not meta.get("deletionTimestamp"):
+        if not meta.get("deletionTimestamp") and not leaving:
             if ns not in asked:
                 asked[ns] = terminating(ns)
             if not asked[ns]:
@@ -236,7 +242,9 @@ def finalizers_to_release(
     return out
 
 
-def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[str]:
+def release_finalizers(
+    ctx: Context, namespaces: Sequence[str] | None, own_namespace: str | None = None
+) -> list[str]:
     """On shutdown: let go of the CoinFeeds :func:`finalizers_to_release` names, topics kept."""
     released = []
     for ns in list(namespaces) if namespaces else [None]:
@@ -248,7 +256,8 @@ def release_finalizers(ctx: Context, namespaces: Sequence[str] | None) -> list[s
             )
             continue
         by_key = {(f["metadata"]["namespace"], f["metadata"]["name"]): f for f in feeds}
-        for feed_ns, name, remaining in finalizers_to_release(feeds, _terminating(ctx)):
+        ask = _terminating(ctx)
+        for feed_ns, name, remaining in finalizers_to_release(feeds, ask, own_namespace):
             try:
                 ctx.kube.set_feed_finalizers(feed_ns, name, remaining)
             except Exception:

@@ -69,3 +69,20 @@ def test_the_terminating_namespace_refusal_is_told_from_other_refusals() -> None
     assert not namespace_terminating_refusal(json.dumps(rbac))
     assert not namespace_terminating_refusal(b"not json")
     assert not namespace_terminating_refusal(None)
+
+
+def test_every_feed_is_released_when_the_operators_own_namespace_is_deleted() -> None:
+    asked: list[str] = []
+
+    def terminating(ns: str) -> bool:
+        asked.append(ns)
+        return ns == "ops"
+
+    feeds = [_feed("feeds", "btc", [FINALIZER]), _feed("other", "eth", [OTHER, FINALIZER])]
+    assert finalizers_to_release(feeds, terminating, own_namespace="ops") == [
+        ("feeds", "btc", []),
+        ("other", "eth", [OTHER]),
+    ]
+    assert asked == ["ops"]
+    # Its namespace lives: the feeds' namespaces decide, as before.
+    assert finalizers_to_release(feeds, lambda ns: False, own_namespace="ops") == []
