@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -81,6 +81,19 @@ def resolve_variables(expr: str, values: Mapping[str, str] = DEFAULT_VARIABLES) 
         return values[name]
 
     return _VAR_RE.sub(sub, expr)
+
+
+def empty_panels(query: Callable[[str], Sequence[Any]]) -> tuple[int, list[str]]:
+    """Run every panel query of every shipped dashboard through ``query`` (a Prometheus
+    instant query); returns how many were checked and the ones that returned no data."""
+    empty = []
+    checked = 0
+    for path in dashboard_files():
+        for q in panel_queries(load_dashboard(path)):
+            checked += 1
+            if not query(resolve_variables(q.expr)):
+                empty.append(f"{q.dashboard} / {q.panel} ({q.ref_id}): {q.expr}")
+    return checked, empty
 
 
 def alert_rules(path: Path) -> list[dict[str, Any]]:

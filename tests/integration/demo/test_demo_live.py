@@ -178,13 +178,7 @@ def test_every_dashboard_panel_returns_data(
     wait_for_data(prom, f"count(up == 1) == {len(demo_run.producer_targets) + 3}")
     wait_for_data(prom, "coinfeed_producer_ratelimit_remaining")
     wait_for_data(prom, 'count_over_time(up{job="pushgateway"}[5m]) >= 5')
-    empty = []
-    checked = 0
-    for path in monitoring.dashboard_files():
-        for q in monitoring.panel_queries(monitoring.load_dashboard(path)):
-            checked += 1
-            if not prom.query(monitoring.resolve_variables(q.expr)):
-                empty.append(f"{q.dashboard} / {q.panel} ({q.ref_id}): {q.expr}")
+    checked, empty = monitoring.empty_panels(prom.query)
     assert checked > 20
     assert not empty, "panels whose query returns no data:\n" + "\n".join(empty)
     # the coin variable's values come from the data

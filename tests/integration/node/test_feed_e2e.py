@@ -783,13 +783,7 @@ def test_prometheus_scrapes_what_the_charts_monitors_select_and_every_panel_has_
         wait_for("coinfeed_producer_ratelimit_remaining")
         wait_for('coinfeed_producer_stream_connected{coin="dot"} == 1')
         wait_for('count_over_time(coinfeed_producer_records_total{coin="ada"}[1m]) >= 5')
-        empty = []
-        checked = 0
-        for path in monitoring.dashboard_files():
-            for q in monitoring.panel_queries(monitoring.load_dashboard(path)):
-                checked += 1
-                if not prom.query(monitoring.resolve_variables(q.expr)):
-                    empty.append(f"{q.dashboard} / {q.panel} ({q.ref_id}): {q.expr}")
+        checked, empty = monitoring.empty_panels(prom.query)
         assert checked > 20
         assert not empty, "panels whose query returns no data:\n" + "\n".join(empty)
         # The feed's labels: producers by coin, operator readiness by feed.
