@@ -286,7 +286,8 @@ def test_each_account_has_exactly_what_its_component_uses(
 ) -> None:
     ns = create_namespace(kubectl, unique_name("lp-exact"))
     objs = install_rbac(helm, kubectl, ns, [values] if values else [])
-    k8s_mode = any(o["kind"] == "Role" and o["metadata"]["name"] == SPARK for o in objs)
+    # From the values file, not from the rendered Role: a Role gone missing must fail here.
+    k8s_mode = [values] == K8S_VALUES
     expected = {
         OPERATOR: grants(OPERATOR_USES),
         SPARK: grants(SPARK_K8S_USES) if k8s_mode else set(),
@@ -300,14 +301,6 @@ def test_each_account_has_exactly_what_its_component_uses(
     # Only the operator's and the Spark account exist besides the namespace's default.
     sas = {o["metadata"]["name"] for o in by_kind(objs, "ServiceAccount")}
     assert sas == {OPERATOR, SPARK}
-
-
-def test_the_spark_account_gets_its_role_only_in_k8s_mode(helm: Helm, kubectl: Kubectl) -> None:
-    """Guards the parametrized test above against a k8s-mode values file that stopped rendering
-    the Spark Role (then it would compare local-mode rights twice)."""
-    ns = create_namespace(kubectl, unique_name("lp-spark-mode"))
-    install_rbac(helm, kubectl, ns, K8S_VALUES)
-    assert can_i(kubectl, sa_user(ns, SPARK), "create", "", "pods", ns)
 
 
 # -- operations just outside, refused ------------------------------------------------------------
@@ -435,6 +428,9 @@ def test_real_requests_outside_are_refused_with_the_accounts_own_token(
     kubectl.apply(_kafka_statefulset(), "-n", ns)
     kubectl("create", "secret", "generic", "kafka-users", "-n", ns, "--from-literal=p=s3cret")
     as_sa = kubectl.using(kube_apiserver.kubeconfig_for_service_account(ns, sa))
+    # The token authenticates as the account: the refusals below are RBAC's, not a bad token.
+    whoami = json.loads(as_sa("auth", "whoami", "-o", "json").stdout)
+    assert whoami["status"]["userInfo"]["username"] == sa_user(ns, sa)
     attempts = {
         "read a secret": ["get", "secret", "kafka-users", "-n", ns],
         "delete the Kafka StatefulSet": [
@@ -466,7 +462,7 @@ def test_real_requests_outside_are_refused_with_the_accounts_own_token(
         "rolebinding.rbac.authorization.k8s.io/x"
         not in kubectl("get", "rolebindings", "-n", ns, "-o", "name").stdout
     )
-    # And what the component does works with the same token (the refusals are not a broken token).
+    # And what the component does works with the same token.
     for what, argv in uses_of(sa, values, ns):
         proc = as_sa(*argv, check=False)
         assert proc.returncode == 0, f"{sa} could not {what}: {proc.stderr}"
@@ -525,6 +521,12 @@ def _effective_automount(spec: Obj, accounts: dict[str, Obj]) -> bool:
     return bool(sa.get("automountServiceAccountToken", True))
 
 
+def _settings_data(objs: list[Obj]) -> dict[str, str]:
+    """The operator's settings ConfigMap (its environment) in a rendering (pure)."""
+    (cm,) = [c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("-settings")]
+    return dict(cm["data"])
+
+
 def _operator_children(objs: list[Obj], ns: str) -> list[Obj]:
     """What the operator creates for a feed under the settings this release gives it: the
     producer Deployments, the shared CronJob, and (k8s mode) the executor pod template."""
@@ -532,8 +534,7 @@ def _operator_children(objs: list[Obj], ns: str) -> list[Obj]:
     from coinfeed.operator.settings import settings_from_env
     from coinfeed.operator.spec import parse_spec
 
-    (cm,) = [c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("-settings")]
-    settings = settings_from_env(cm["data"])
+    settings = settings_from_env(_settings_data(objs))
     # The sample feed with both producers (prices and tweets), as users write them.
     spec = parse_spec(yaml.safe_load((REPO / "manifests" / "coinfeed-btc.yaml").read_text()))
     assert spec.tweets.enabled
@@ -558,7 +559,9 @@ def _api_callers(k8s_mode: bool) -> set[tuple[str, str]]:
 def test_only_pods_that_call_the_api_mount_a_token(helm: Helm, values: str | None) -> None:
     ns = "feeds"
     objs = helm.template("coinfeed", values=[values] if values else [], namespace=ns)
-    k8s_mode = any(o["kind"] == "Role" and o["metadata"]["name"] == SPARK for o in objs)
+    # What makes the job pod a Spark driver: the master the operator is given.
+    k8s_mode = _settings_data(objs)["COINFEED_OPERATOR_SPARK_MASTER"].startswith("k8s://")
+    assert k8s_mode == ([values] == K8S_VALUES)
     accounts = {o["metadata"]["name"]: o for o in by_kind(objs, "ServiceAccount")}
     workloads = [o for o in [*objs, *_operator_children(objs, ns)] if pod_spec(o) is not None]
     callers = _api_callers(k8s_mode)
