@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,17 @@ def rbac_manifest(namespace: str) -> str:
         },
     ]
     return yaml.safe_dump_all(docs)
+
+
+# How a refused Kubernetes request shows in the operator's log: the kubernetes client's
+# ApiException ("(403)" / "Reason: Forbidden") or kopf's APIForbiddenError.
+_FORBIDDEN = re.compile(r"\(403\)|Reason: Forbidden|APIForbiddenError|Not enough permissions")
+
+
+def forbidden_lines(log_text: str) -> list[str]:
+    """Lines of an operator log where the API server refused a request (pure): with the chart's
+    least-privilege rules there must be none, else a rule the code needs is missing."""
+    return [line for line in log_text.splitlines() if _FORBIDDEN.search(line)]
 
 
 def bind_operator_identity(admin: Path, namespace: str) -> None:

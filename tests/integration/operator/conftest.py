@@ -50,10 +50,14 @@ def start_operator(
         return op.start()
 
     yield start
+    refused: list[str] = []
     for op in started:
         op.stop()
         # Shown by pytest only when the test failed.
         print(f"--- operator log {op.log_file} ---\n{op.log_tail(80)}")
+        refused += harness.forbidden_lines(op.log_tail(100_000))
+    # The operator ran under exactly the chart's rules: a refusal means they miss a verb it uses.
+    assert not refused, "the API server refused the operator:\n" + "\n".join(refused[:5])
 
 
 @pytest.fixture

@@ -82,8 +82,8 @@ def test_rbac_rules_file_is_least_privilege() -> None:
     assert all("*" not in (g, r, v) for g, r, v in flat)
     assert ("coinfeed.io", "coinfeeds/status", "patch") in flat
     # The hourly runs are only read: watched Jobs, and pods for their termination messages.
-    assert {v for g, r, v in flat if (g, r) == ("batch", "jobs")} == {"get", "list", "watch"}
-    assert {v for g, r, v in flat if (g, r) == ("", "pods")} == {"get", "list"}
+    assert {v for g, r, v in flat if (g, r) == ("batch", "jobs")} == {"list", "watch"}
+    assert {v for g, r, v in flat if (g, r) == ("", "pods")} == {"list"}
 
 
 def test_values_schema_rejects_unknown_keys_everywhere() -> None:
