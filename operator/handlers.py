@@ -263,19 +263,28 @@ def release_finalizers(
             except Exception:
                 log.warning("shutdown: releasing %s/%s failed", feed_ns, name, exc_info=True)
                 continue
-            # Refused (and only logged) when the namespace is terminating: nothing new may go in.
-            ctx.kube.post_event(
-                by_key[(feed_ns, name)],
-                "Warning",
-                "TopicsKept",
-                "operator stopping before the topics were deleted; they are kept",
-            )
+            # No Event into a namespace being deleted: the API server lets nothing new in.
+            if not ask(feed_ns):
+                ctx.kube.post_event(
+                    by_key[(feed_ns, name)],
+                    "Warning",
+                    "TopicsKept",
+                    "operator stopping before the topics were deleted; they are kept",
+                )
             released.append(f"{feed_ns}/{name}")
     return released
 
 
 def _terminating(ctx: Context) -> Callable[[str], bool]:
+    """Whether a namespace is being deleted, probed once per namespace."""
+    known: dict[str, bool] = {}
+
     def ask(namespace: str) -> bool:
+        if namespace not in known:
+            known[namespace] = _probe(namespace)
+        return known[namespace]
+
+    def _probe(namespace: str) -> bool:
         try:
             answer = bool(ctx.kube.namespace_terminating(namespace))
             log.info("shutdown: namespace %s %s", namespace, "terminating" if answer else "lives")

@@ -198,11 +198,14 @@ class Kube:
         return items
 
     def scale_deployment_to_zero(self, namespace: str, name: str) -> str:
-        """Scale a Deployment to 0 replicas; returns its pod selector (``k=v,...``)."""
-        resp = self.apps.patch_namespaced_deployment(
-            name, namespace, {"spec": {"replicas": 0}}, _preload_content=False
-        )
-        labels = _body(resp)["spec"]["selector"].get("matchLabels", {})
+        """Scale a Deployment to 0 replicas; returns its pod selector (``k=v,...``).
+
+        Read and replace: the operator's Role has get/update on Deployments (drift repair), and
+        no patch."""
+        dep = _body(self.apps.read_namespaced_deployment(name, namespace, _preload_content=False))
+        dep["spec"]["replicas"] = 0
+        self.apps.replace_namespaced_deployment(name, namespace, dep, _preload_content=False)
+        labels = dep["spec"]["selector"].get("matchLabels", {})
         return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
     def count_pods(self, namespace: str, selector: str) -> int:

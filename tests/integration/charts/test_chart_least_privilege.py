@@ -548,9 +548,14 @@ def _operator_children(objs: list[Obj], ns: str) -> list[Obj]:
 
 
 def _api_callers(k8s_mode: bool) -> set[tuple[str, str]]:
-    """(kind, name prefix) of the pods whose component calls the API: the operator, and the
-    hourly job's pod when it is a Spark driver starting executor pods."""
-    return {("Deployment", OPERATOR), *([("CronJob", "coinfeed-hourly")] if k8s_mode else [])}
+    """(kind, name prefix) of the pods whose component calls the API: the operator, its
+    uninstall hook (it scales the operator to 0 and releases the feeds), and the hourly job's pod
+    when it is a Spark driver starting executor pods."""
+    return {
+        ("Deployment", OPERATOR),
+        ("Job", f"{OPERATOR}-release-feeds"),
+        *([("CronJob", "coinfeed-hourly")] if k8s_mode else []),
+    }
 
 
 @pytest.mark.parametrize(
