@@ -145,8 +145,13 @@ def feeds_on_node(kubeconfig: Path, sizes: list[int]) -> list[dict[str, float]]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_node", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="skip the cold cluster-up")
+    parser.add_argument(
+        "--sizes", help="feed counts, comma-separated (default 1,10,50; with --quick 1,10)"
+    )
     args = parser.parse_args(argv)
     sizes = [1, 10] if args.quick else [1, 10, 50]
+    if args.sizes:
+        sizes = [int(n) for n in args.sizes.split(",")]
     feed_rows: list[dict[str, float]] = []
     problems = node.missing_prerequisites()
     if problems:
@@ -213,3 +218,9 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "node.json").write_text(json.dumps({**figures, "feeds": feed_rows}, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

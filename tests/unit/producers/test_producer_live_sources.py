@@ -227,6 +227,7 @@ def _x(
     fake: FakeX,
     since_id: str | None = None,
     policy: RetryPolicy = FAST,
+    interval: float = 60,
     **kwargs: Any,
 ) -> tuple[XRecentSearchSource, ProducerMetrics, Sleeps]:
     fake.install(httpserver)
@@ -237,7 +238,7 @@ def _x(
         client,
         "btc",
         "(btc OR $BTC) -is:retweet",
-        60,
+        interval,
         m,
         policy,
         sleeps,
@@ -466,7 +467,9 @@ def test_large_result_is_sent_page_by_page_in_bounded_memory(httpserver: HTTPSer
 
     fake = FakeX()
     fake.add(*[x_tweet(10_000 + i, text=f"$BTC {i} " + "lorem ipsum " * 20) for i in range(20_000)])
-    src, _, _ = _x(httpserver, fake, since_id="1", max_results=100, max_pages=1000)
+    # An hour's poll interval: under tracemalloc on a loaded machine the 200 pages can take more
+    # than a minute, and a 60 s interval would then (rightly) start the next poll at once.
+    src, _, _ = _x(httpserver, fake, since_id="1", interval=3600, max_results=100, max_pages=1000)
     gc.collect()
     tracemalloc.start()
     try:
