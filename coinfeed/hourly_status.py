@@ -115,9 +115,7 @@ def _candidates(n_texts: int) -> Iterator[tuple[bool, int, int, int]]:
     yield False, 0, 0, 0  # the core alone
 
 
-def encode(
-    outcomes: Mapping[str, CoinOutcome], fatal: str = "", limit: int = MESSAGE_LIMIT
-) -> str:
+def encode(outcomes: Mapping[str, CoinOutcome], fatal: str = "", limit: int = MESSAGE_LIMIT) -> str:
     """The termination message of a run: at most ``limit`` bytes of JSON, ``ok`` only when no
     coin failed and the run did not fail as a whole (``fatal``: why it could not start)."""
     ok = not fatal and all(o.ok for o in outcomes.values())
