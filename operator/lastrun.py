@@ -197,9 +197,9 @@ def last_run(
         if summary is None:
             done = "no summary in the termination message"
         elif entry is not None:
-            done = (
-                f"{entry.get('hours', 0)} hour(s) processed, newest hour written {hour or 'none'}"
-            )
+            done = f"newest hour written {hour or 'none'}"
+            if "hours" in entry:  # a summary of very many coins may leave the counts out
+                done = f"{entry['hours']} hour(s) processed, {done}"
         else:
             done = f"the summary does not mention coin {coin}"
         if kind != "Complete":

@@ -157,6 +157,13 @@ def test_the_cap_keeps_every_coins_outcome_in_the_jobs_4k_summary() -> None:
     assert {c: (e["ok"], e["newest_hour"]) for c, e in summary["coins"].items()} == {
         c: (False, f"{hours[c]:%Y-%m-%dT%H:00:00Z}") for c in coins
     }
+    job = {
+        "metadata": {"name": "j"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "X"}]},
+    }
+    run = lastrun.last_run(job, [_pod(message)], coins[-1])
+    assert run is not None and not run.succeeded
+    assert run.newest_hour == f"{hours[coins[-1]]:%Y-%m-%dT%H:00:00Z}"
     # One coin more can no longer be promised its entry: the operator refuses such a cap.
     assert settings_from_env({"COINFEED_OPERATOR_HOURLY_MAX_COINS_PER_JOB": "1"})
     with pytest.raises(SettingsError, match="HOURLY_MAX_COINS_PER_JOB"):
@@ -336,6 +343,18 @@ def test_one_coins_failure_in_a_shared_run_fails_only_its_feed() -> None:
     fatal = json.dumps({"summary": "hourly", "ok": False, "coins": {}, "error": "cannot start"})
     run = lastrun.last_run(job, [_pod(fatal)], "btc")
     assert run is not None and not run.succeeded and "cannot start" in run.message
+
+
+def test_a_format_2_summary_without_counts_or_texts_still_decides_each_feed() -> None:
+    """The core the job always keeps (ok-state, newest hour) is enough for each feed's status."""
+    core = '{"summary":"hourly","v":2,"ok":false,"coins":"btc:2026010112,eth!:2026010111"}'
+    job = _job("coinfeed-hourly-x-0-1", "Failed", "2026-01-01T13:09:00Z", "btc,eth")
+    btc = lastrun.last_run(job, [_pod(core)], "btc")
+    eth = lastrun.last_run(job, [_pod(core)], "eth")
+    assert btc is not None and eth is not None
+    assert (btc.succeeded, btc.newest_hour) == (True, "2026-01-01T12:00:00Z")
+    assert "hour(s) processed" not in btc.message  # not "0 hours": the count was left out
+    assert (eth.succeeded, eth.newest_hour) == (False, "2026-01-01T11:00:00Z")
 
 
 def test_runs_from_before_a_feed_joined_are_not_its_runs() -> None:
