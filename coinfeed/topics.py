@@ -8,7 +8,8 @@ from typing import Final, Literal
 TopicKind = Literal["prices", "tweets"]
 TOPIC_KINDS: Final[tuple[TopicKind, ...]] = ("prices", "tweets")
 TOPIC_PREFIX: Final = "coinfeed"
-_COIN_RE: Final = re.compile(r"^[a-z0-9]{2,10}$")
+COIN_MAX_LENGTH: Final = 10  # also bounds the hourly job's per-coin summary (hourly_status.py)
+_COIN_RE: Final = re.compile(rf"^[a-z0-9]{{2,{COIN_MAX_LENGTH}}}$")
 
 
 class InvalidCoinError(ValueError):

@@ -18,8 +18,9 @@ every feed one operator serves, so they are part of the key implicitly.
 
 A group is cut into shards of at most ``max_coins`` coins, members in creation order (a new feed
 joins the last shard; only when it is full does a new CronJob appear): the job reports each coin's
-outcome in its container's termination message, which the kubelet keeps to 4 KiB, and 30 coins
-is what always fits with per-coin entries (``tests/unit/operator/test_operator_groups.py``).
+outcome in its container's termination message, which the kubelet keeps to 4 KiB; the compact
+encoding of ``coinfeed.hourly_status`` bounds how many coins always fit (``settings.
+MAX_COINS_PER_JOB``, checked by ``tests/unit/operator/test_operator_groups.py``).
 """
 
 from __future__ import annotations

@@ -1,29 +1,31 @@
 """A feed's last hourly run, from the Jobs its shared CronJob started and their pods (pure).
 
-The job writes a JSON summary as its container's termination message (``coinfeed.spark.summary.
-termination_message``; ``FallbackToLogsOnError`` puts the log tail there when it could not), with
-one entry per coin. The newest *finished* Job of the shared CronJob that ran the feed's coin
-decides the feed's ``LastRunSucceeded`` and ``status.lastRun`` from the coin's own entry: another
-coin's failure (which fails the Job) never fails this feed. The newest hour the job wrote for the
-coin becomes ``status.lastHour``.
+The job writes a JSON summary as its container's termination message (``coinfeed.hourly_status``;
+``FallbackToLogsOnError`` puts the log tail there when it could not), with one entry per coin.
+The newest *finished* Job of the shared CronJob that ran the feed's coin decides the feed's
+``LastRunSucceeded`` and ``status.lastRun`` from the coin's own entry: another coin's failure
+(which fails the Job) never fails this feed. The newest hour the job wrote for the coin becomes
+``status.lastHour``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from coinfeed import hourly_status
 from coinfeed.operator.conditions import LAST_RUN_SUCCEEDED, Condition, now_iso
 
 CONTAINER: Final = "hourly"  # the CronJob's container (desired.hourly_cronjob)
 JOB_NAME_LABEL: Final = "batch.kubernetes.io/job-name"  # set on a Job's pods by Kubernetes
 _CAMEL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _MESSAGE_MAX = 1000
+# A shared run of many failed coins may have had no room for this coin's error text.
+_NO_ERROR_TEXT: Final = "no error message in the summary (the job's log has it)"
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,9 @@ def termination_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def parse_summary(message: str | None) -> dict[str, Any] | None:
-    """The job's JSON summary, or None for anything else (e.g. a log tail after a crash)."""
-    if not message:
-        return None
-    try:
-        data = json.loads(message)
-    except ValueError:
-        return None
-    if isinstance(data, dict) and data.get("summary") == "hourly":
-        return data
-    return None
+    """The job's summary (either format, in the shape of the previous one; see
+    ``coinfeed.hourly_status``), or None for anything else (e.g. a log tail after a crash)."""
+    return hourly_status.parse(message)
 
 
 def _newest_hour(summary: Mapping[str, Any] | None, coin: str) -> str | None:
@@ -202,9 +197,9 @@ def last_run(
         if summary is None:
             done = "no summary in the termination message"
         elif entry is not None:
-            done = (
-                f"{entry.get('hours', 0)} hour(s) processed, newest hour written {hour or 'none'}"
-            )
+            done = f"newest hour written {hour or 'none'}"
+            if "hours" in entry:  # a summary of very many coins may leave the counts out
+                done = f"{entry['hours']} hour(s) processed, {done}"
         else:
             done = f"the summary does not mention coin {coin}"
         if kind != "Complete":
@@ -213,7 +208,7 @@ def last_run(
     if kind == "Complete":
         reason = "CoinFailed"  # the Job succeeded, this coin did not (a job that exits 0 anyway)
     error = _error_text(summary, coin, raw) or str(c.get("message") or "")
-    message = f"job {name} failed ({reason}) for coin {coin}: {error or 'no error message'}"
+    message = f"job {name} failed ({reason}) for coin {coin}: {error or _NO_ERROR_TEXT}"
     # A run that failed after writing some hours still wrote them.
     return LastRun(name, False, when, reason, _shorten(message), hour)
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from coinfeed import hourly_status
+
 ENV_PREFIX: Final = "COINFEED_OPERATOR_"
 
 
@@ -61,10 +63,10 @@ class OperatorSettings:
     spark_executor_resources: Resources = field(
         default_factory=lambda: Resources("500m", "1536Mi", "1", "1536Mi")
     )
-    # Coins per shared hourly CronJob (one Spark application per run for all of them). 30 is what
-    # the job's per-coin summary always fits in the 4 KiB termination message with; 1 gives one
+    # Coins per shared hourly CronJob (one Spark application per run for all of them): 100 feeds
+    # on one schedule make one application per hour. At most MAX_COINS_PER_JOB; 1 gives one
     # CronJob per feed, as before shared jobs.
-    hourly_max_coins_per_job: int = 30
+    hourly_max_coins_per_job: int = 100
     s3_endpoint: str = ""  # S3-compatible endpoint of an s3a:// lake ("" = AWS)
     s3_secret: str = ""  # existing Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY keys
     drift_interval_seconds: float = 30.0
@@ -212,10 +214,10 @@ def memory_mib(quantity: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2) or ""]) // 2**20
 
 
-# The job's termination message (4 KiB) keeps a per-coin entry for at most this many coins of
-# up to 10 characters, each with an error and hours written (tests/unit/operator/
-# test_operator_groups.py checks it against coinfeed.spark.summary).
-MAX_COINS_PER_JOB = 30
+# The job's termination message (4 KiB) keeps every coin's ok-state and newest hour for at most
+# this many coins, whatever their names and errors (derived from the encoding; tests/unit/
+# operator/test_operator_groups.py checks the worst case).
+MAX_COINS_PER_JOB = hourly_status.MAX_COINS
 
 # Spark needs room for its JVM heap plus at least 384 MiB of overhead in an executor.
 MIN_EXECUTOR_MIB = 768

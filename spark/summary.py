@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from coinfeed import metric_names as m
+from coinfeed.hourly_status import (  # noqa: F401  (TERMINATION_MESSAGE_LIMIT: re-exported)
+    MESSAGE_LIMIT,
+    TERMINATION_MESSAGE_LIMIT,
+    CoinOutcome,
+    encode,
+)
 
 
 @dataclass
@@ -79,55 +85,28 @@ def all_rejected(run: CoinRun) -> str | None:
     return None
 
 
-# The kubelet keeps at most 4096 bytes of a container's termination message.
-TERMINATION_MESSAGE_LIMIT = 4096
-HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # as the operator writes status.lastHour
-
-
 def termination_message(
     runs: Sequence[CoinRun],
     errors: Mapping[str, str],
     fatal: str = "",
-    limit: int = TERMINATION_MESSAGE_LIMIT - 96,
+    limit: int = MESSAGE_LIMIT,
 ) -> str:
-    """The run's outcome for the operator, written as the container's termination message.
-
-    One JSON object, at most ``limit`` bytes: ``ok``, per coin its hours processed and the newest
-    hour written to ``hourly`` (or its error), and ``error`` when the run could not start. Long
-    error texts are shortened first, then details dropped, so the message always stays valid JSON.
-    """
-    coins: dict[str, dict[str, object]] = {}
+    """The run's outcome for the operator, written as the container's termination message
+    (``coinfeed.hourly_status``: at most ``limit`` bytes, each coin's ok-state and newest hour
+    written to ``hourly`` for up to ``MAX_COINS`` coins, then as much detail as fits)."""
+    outcomes: dict[str, CoinOutcome] = {}
     for run in runs:
-        newest = run.latest.hour_start.strftime(HOUR_FORMAT) if run.latest else None
-        coins[run.coin] = {"ok": True, "hours": len(run.hours), "newest_hour": newest}
-        if run.amended_hours or run.late_records:
-            coins[run.coin] |= {"amended": len(run.amended_hours), "late": run.late_records}
+        outcomes[run.coin] = CoinOutcome(
+            ok=True,
+            newest_hour=run.latest.hour_start if run.latest else None,
+            hours=len(run.hours),
+            amended=len(run.amended_hours),
+            late=run.late_records,
+        )
     for coin, error in errors.items():
         # A coin can fail after writing (e.g. the metrics push): keep its newest hour.
-        coins[coin] = {**coins.get(coin, {}), "ok": False, "error": error}
-    ok = not fatal and all(c["ok"] for c in coins.values())
-    for width in (1000, 300, 100, 40):
-        data: dict[str, object] = {
-            "summary": "hourly",
-            "ok": ok,
-            "coins": {
-                coin: {**c, "error": _shorten(str(c["error"]), width)} if "error" in c else c
-                for coin, c in coins.items()
-            },
-        }
-        if fatal:
-            data["error"] = _shorten(fatal, width)
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        if len(text.encode()) <= limit:
-            return text
-    # Very many coins: keep the verdict and the newest hours, drop the rest.
-    hours = {coin: c["newest_hour"] for coin, c in coins.items() if c.get("newest_hour")}
-    while True:
-        data = {"summary": "hourly", "ok": ok, "truncated": True, "newest_hours": hours}
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        if len(text.encode()) <= limit or not hours:
-            return text
-        hours = dict(list(hours.items())[: len(hours) // 2])
+        outcomes[coin] = replace(outcomes.get(coin, CoinOutcome(ok=False)), ok=False, error=error)
+    return encode(outcomes, fatal, limit)
 
 
 _JAVA_EXC = re.compile(
@@ -158,11 +137,6 @@ def describe_error(exc: BaseException) -> str:
     if len(found) == 1 or found[-1] == found[0]:
         return found[0]
     return f"{found[0]} (caused by {found[-1]})"
-
-
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def success_registry(run: CoinRun, finished_at: float) -> CollectorRegistry:

@@ -6,9 +6,11 @@ the shared run; per-feed CronJobs of the previous version are removed on upgrade
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from coinfeed.hourly_status import CoinOutcome, encode
 from localnode.operator_harness import condition, get_json, kubectl, wait_for
 from tests.integration.operator.conftest import OperatorFactory
 from tests.integration.operator.test_operator_feed import (
@@ -74,8 +76,18 @@ def test_feeds_join_and_leave_one_shared_cronjob_in_place(
 
 
 def _shared_summary(entries: dict[str, dict[str, Any]]) -> str:
-    ok = all(e["ok"] for e in entries.values())
-    return json.dumps({"summary": "hourly", "ok": ok, "coins": entries})
+    """What the job writes (format 2, the real encoder; test_operator_last_run.py keeps
+    format 1, which the previous version's pods may still hold)."""
+    outcomes = {
+        coin: CoinOutcome(
+            ok=e["ok"],
+            newest_hour=datetime.fromisoformat(e["newest_hour"]) if "newest_hour" in e else None,
+            hours=e.get("hours", 0),
+            error=e.get("error", ""),
+        )
+        for coin, e in entries.items()
+    }
+    return encode(outcomes)
 
 
 def test_each_feed_reports_its_own_part_of_a_shared_run(

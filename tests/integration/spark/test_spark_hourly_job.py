@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from coinfeed.hourly_status import parse
 from coinfeed.kafka import make_admin, make_producer
 from coinfeed.schemas import PriceTick, Tweet
 from coinfeed.topics import feed_topics
@@ -322,7 +323,7 @@ def test_hourly_job_end_to_end(feed: str, pushgateway: str, tmp_path: Path) -> N
         "--termination-log",
         str(termination_log),
     )
-    assert json.loads(termination_log.read_text()) == {
+    assert parse(termination_log.read_text()) == {
         "summary": "hourly",
         "ok": True,
         "coins": {COIN: {"ok": True, "hours": 2, "newest_hour": "2024-01-01T01:00:00Z"}},

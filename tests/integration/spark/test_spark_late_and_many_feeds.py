@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from coinfeed.hourly_status import parse
 from coinfeed.kafka import make_admin, make_producer
 from coinfeed.schemas import PriceTick, Tweet
 from coinfeed.topics import feed_topics
@@ -169,7 +170,7 @@ def test_late_records_amend_their_hour_to_the_on_time_result(kafka: str, tmp_pat
     assert code == 0, lines
     assert lines[0]["amended_hours"] == ["2024-01-01T00"]
     assert lines[0]["late_records"] == 8  # both late parts, counted in hour 00's recomputation
-    message = json.loads(termination.read_text())["coins"][LATE]
+    message = (parse(termination.read_text()) or {})["coins"][LATE]
     assert (message["amended"], message["late"]) == (1, 8)
     got = hourly_row(lake, LATE, 0)
     assert {k: v for k, v in got.items() if k != "coin"} == {
@@ -211,8 +212,8 @@ def test_one_application_many_feeds_each_fails_alone(kafka: str, tmp_path: Path)
         str(termination),
     )
     assert code == 1
-    message = json.loads(termination.read_text())
-    assert message["ok"] is False
+    message = parse(termination.read_text())
+    assert message is not None and message["ok"] is False
     coins = message["coins"]
     assert coins[GOOD] == {"ok": True, "hours": 1, "newest_hour": "2024-01-01T00:00:00Z"}
     assert coins[MISSING]["ok"] is False

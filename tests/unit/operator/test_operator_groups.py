@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -125,21 +125,46 @@ def test_shared_cronjob_runs_every_coin_and_is_owned_by_every_member() -> None:
     assert cronjob_of([cron], "uid-feeds-b") is cron and cronjob_of([cron], "uid-x") is None
 
 
-def test_the_cap_keeps_every_coins_entry_in_the_jobs_4k_summary() -> None:
-    """Contract with coinfeed.spark.summary: at MAX_COINS_PER_JOB coins of the longest symbol,
-    each failed after writing hours, with long errors, every coin still has its own entry."""
+def test_the_cap_keeps_every_coins_outcome_in_the_jobs_4k_summary() -> None:
+    """Contract with coinfeed.hourly_status: at MAX_COINS_PER_JOB coins of the longest symbol,
+    each failed after writing a different hour, with long distinct errors, the message fits the
+    kubelet's 4096 bytes and every coin's ok-state and newest hour reads back."""
     from coinfeed.spark.summary import CoinRun, LatestHour, termination_message
+    from coinfeed.topics import COIN_MAX_LENGTH, normalize_coin
 
-    hour = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    coins = [f"c{i:09d}" for i in range(MAX_COINS_PER_JOB)]  # 10 characters, the maximum
+    assert MAX_COINS_PER_JOB >= 150  # 100 feeds on one schedule: one Spark application
+    assert SETTINGS.hourly_max_coins_per_job <= MAX_COINS_PER_JOB
+    coins = [normalize_coin(f"c{i:0{COIN_MAX_LENGTH - 1}d}") for i in range(MAX_COINS_PER_JOB)]
+    hours = {
+        c: datetime(2026, 12, 31, 23, tzinfo=UTC) - i * timedelta(hours=1)
+        for i, c in enumerate(coins)
+    }
     runs = [
-        CoinRun(coin=c, hours=[hour] * 168, latest=LatestHour(hour, 1.0, 1.0, 1.0, 1, 1.0))
+        CoinRun(
+            coin=c,
+            hours=[hours[c]] * 10_000,
+            amended_hours=[hours[c]] * 10_000,
+            late_records=10**9,
+            latest=LatestHour(hours[c], 1.0, 1.0, 1.0, 1, 1.0),
+        )
         for c in coins
     ]
-    message = termination_message(runs, {c: "KafkaException: " + "x" * 2000 for c in coins})
+    errors = {c: f"KafkaException: {c} says " + '"é\\' * 2000 for c in coins}
+    message = termination_message(runs, errors, fatal="cannot push: " + "x" * 5000)
     assert len(message.encode()) <= 4096
     summary = lastrun.parse_summary(message)
-    assert summary is not None and set(summary["coins"]) == set(coins)
+    assert summary is not None and summary["ok"] is False
+    assert {c: (e["ok"], e["newest_hour"]) for c, e in summary["coins"].items()} == {
+        c: (False, f"{hours[c]:%Y-%m-%dT%H:00:00Z}") for c in coins
+    }
+    job = {
+        "metadata": {"name": "j"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "X"}]},
+    }
+    run = lastrun.last_run(job, [_pod(message)], coins[-1])
+    assert run is not None and not run.succeeded
+    assert run.newest_hour == f"{hours[coins[-1]]:%Y-%m-%dT%H:00:00Z}"
+    # One coin more can no longer be promised its entry: the operator refuses such a cap.
     assert settings_from_env({"COINFEED_OPERATOR_HOURLY_MAX_COINS_PER_JOB": "1"})
     with pytest.raises(SettingsError, match="HOURLY_MAX_COINS_PER_JOB"):
         settings_from_env(
@@ -318,6 +343,18 @@ def test_one_coins_failure_in_a_shared_run_fails_only_its_feed() -> None:
     fatal = json.dumps({"summary": "hourly", "ok": False, "coins": {}, "error": "cannot start"})
     run = lastrun.last_run(job, [_pod(fatal)], "btc")
     assert run is not None and not run.succeeded and "cannot start" in run.message
+
+
+def test_a_format_2_summary_without_counts_or_texts_still_decides_each_feed() -> None:
+    """The core the job always keeps (ok-state, newest hour) is enough for each feed's status."""
+    core = '{"summary":"hourly","v":2,"ok":false,"coins":"btc:2026010112,eth!:2026010111"}'
+    job = _job("coinfeed-hourly-x-0-1", "Failed", "2026-01-01T13:09:00Z", "btc,eth")
+    btc = lastrun.last_run(job, [_pod(core)], "btc")
+    eth = lastrun.last_run(job, [_pod(core)], "eth")
+    assert btc is not None and eth is not None
+    assert (btc.succeeded, btc.newest_hour) == (True, "2026-01-01T12:00:00Z")
+    assert "hour(s) processed" not in btc.message  # not "0 hours": the count was left out
+    assert (eth.succeeded, eth.newest_hour) == (False, "2026-01-01T11:00:00Z")
 
 
 def test_runs_from_before_a_feed_joined_are_not_its_runs() -> None:

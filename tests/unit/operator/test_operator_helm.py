@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from coinfeed import paths, versions
+from coinfeed.operator.settings import MAX_COINS_PER_JOB
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "coinfeed-operator"
@@ -128,15 +130,22 @@ def test_max_coins_per_job_reaches_the_operator() -> None:
         cm = next(d for d in render(*sets) if d["kind"] == "ConfigMap")
         return settings_from_env(cm["data"]).hourly_max_coins_per_job
 
-    assert max_coins() == 30
+    assert max_coins() == 100
     assert max_coins("spark.maxCoinsPerJob=1") == 1  # one CronJob per feed
+
+
+def test_the_schema_caps_max_coins_per_job_where_the_operator_does() -> None:
+    """The chart refuses what the operator would refuse at start (one source: hourly_status)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    spark = schema["properties"]["spark"]["properties"]["maxCoinsPerJob"]
+    assert spark["maximum"] == MAX_COINS_PER_JOB
 
 
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
         ("unknownKey=1", "additional properties"),
-        ("spark.maxCoinsPerJob=31", "maxCoinsPerJob"),
+        (f"spark.maxCoinsPerJob={MAX_COINS_PER_JOB + 1}", "maxCoinsPerJob"),
         ("spark.runAsUser=0", "runAsUser"),
         ("operator.logLevel=LOUD", "logLevel"),
         ("producer.metricsPort=0", "metricsPort"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from coinfeed.hourly_status import parse
 from coinfeed.spark.hours import (
     ReadWindow,
     lateness_bound,
@@ -50,7 +51,8 @@ def test_oldest_retained_hour() -> None:
 def test_amended_hours_and_late_records_are_reported_per_coin() -> None:
     run = CoinRun(coin="btc", hours=[at(3)], amended_hours=[at(0)], late_records=8)
     assert json.loads(run.report())["amended_hours"] == ["2024-01-01T00"]
-    message = json.loads(termination_message([run, CoinRun(coin="eth", hours=[at(3)])], {}))
+    message = parse(termination_message([run, CoinRun(coin="eth", hours=[at(3)])], {}))
+    assert message is not None
     assert message["coins"]["btc"] == {
         "ok": True,
         "hours": 1,

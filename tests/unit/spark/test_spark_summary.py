@@ -3,11 +3,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 
 from coinfeed import metric_names as m
+from coinfeed.hourly_status import parse
 from coinfeed.spark.summary import CoinRun, LatestHour, failure_registry, success_registry
 
 
@@ -83,34 +85,61 @@ def test_newest_hour_is_pushed_per_platform() -> None:
 def test_termination_message_reports_the_newest_hour_written() -> None:
     from coinfeed.spark.summary import termination_message
 
-    data = json.loads(termination_message([run(0.5)], {}))
-    assert data == {
+    text = termination_message([run(0.5)], {})
+    # The wire format (coinfeed.hourly_status, format 2): one compact token per coin.
+    assert json.loads(text) == {
+        "summary": "hourly",
+        "v": 2,
+        "ok": True,
+        "coins": "btc:2024010101:2",
+    }
+    assert parse(text) == {
         "summary": "hourly",
         "ok": True,
         "coins": {"btc": {"ok": True, "hours": 2, "newest_hour": "2024-01-01T01:00:00Z"}},
     }
-    idle = json.loads(termination_message([CoinRun(coin="eth")], {}))
+    idle = parse(termination_message([CoinRun(coin="eth")], {}))
+    assert idle is not None
     assert idle["coins"]["eth"] == {"ok": True, "hours": 0, "newest_hour": None}
 
 
 def test_termination_message_carries_the_error_and_stays_under_4_kib() -> None:
     from coinfeed.spark.summary import TERMINATION_MESSAGE_LIMIT, termination_message
 
-    failed = json.loads(termination_message([], {"btc": "KafkaException: broker down"}))
+    def parsed(text: str) -> dict[str, Any]:
+        assert len(text.encode()) < TERMINATION_MESSAGE_LIMIT
+        data = parse(text)
+        assert data is not None
+        return data
+
+    failed = parsed(termination_message([], {"btc": "KafkaException: broker down"}))
     assert failed["ok"] is False
-    assert failed["coins"]["btc"] == {"ok": False, "error": "KafkaException: broker down"}
+    assert failed["coins"]["btc"] == {
+        "ok": False,
+        "hours": 0,
+        "newest_hour": None,
+        "error": "KafkaException: broker down",
+    }
     # A coin that wrote its hours and then failed (e.g. the metrics push) keeps its newest hour.
-    both = json.loads(termination_message([run(0.5)], {"btc": "URLError: pushgateway"}))
+    both = parsed(termination_message([run(0.5)], {"btc": "URLError: pushgateway"}))
     assert both["coins"]["btc"]["newest_hour"] == "2024-01-01T01:00:00Z"
     assert both["ok"] is False
-    fatal = json.loads(termination_message([], {}, fatal="cannot start: no jars"))
-    assert (fatal["ok"], fatal["error"]) == (False, "cannot start: no jars")
+    fatal = parsed(termination_message([], {}, fatal="cannot start: no jars"))
+    assert (fatal["ok"], fatal["error"], fatal["coins"]) == (False, "cannot start: no jars", {})
 
     huge = "java.lang.IllegalStateException: " + "x" * 20_000
-    text = termination_message([], {"btc": huge, "eth": huge}, fatal=huge)
-    assert len(text.encode()) < TERMINATION_MESSAGE_LIMIT
-    data = json.loads(text)
+    data = parsed(termination_message([], {"btc": huge, "eth": huge}, fatal=huge))
     assert data["coins"]["btc"]["error"].startswith("java.lang.IllegalStateException: xxx")
+    assert data["coins"]["eth"]["error"] == data["coins"]["btc"]["error"]  # one text, twice
+    # 100 coins failing alike (the usual way: Kafka down): the one text is kept at length.
+    same = parsed(termination_message([], {f"c{i:03d}": huge for i in range(100)}))
+    assert {len(e["error"]) for e in same["coins"].values()} == {1000}
+    # 100 coins failing each their own way: as many texts as fit, the rest none.
+    own = {f"c{i:03d}": f"E{i}: {huge}" for i in range(100)}
+    some = parsed(termination_message([], own))
+    assert len(some["coins"]) == 100
+    assert 0 < sum("error" in e for e in some["coins"].values()) < 100
+    # More coins than MAX_COINS: the verdict and as many coins as fit.
     many = [
         CoinRun(
             coin=f"c{i:04d}",
@@ -118,11 +147,31 @@ def test_termination_message_carries_the_error_and_stays_under_4_kib() -> None:
         )
         for i in range(500)
     ]
-    text = termination_message(many, {f"c{i:04d}": huge for i in range(0, 500, 7)})
-    assert len(text.encode()) < TERMINATION_MESSAGE_LIMIT
-    data = json.loads(text)
+    data = parsed(termination_message(many, {f"c{i:04d}": huge for i in range(0, 500, 7)}))
     assert data["ok"] is False and data["truncated"] is True
-    assert set(data["newest_hours"].values()) == {"2024-01-01T01:00:00Z"}
+    assert 0 < len(data["coins"]) < 500
+    assert {e["newest_hour"] for e in data["coins"].values()} == {"2024-01-01T01:00:00Z"}
+
+
+def test_the_operator_still_reads_format_1_and_skips_what_is_not_a_summary() -> None:
+    """Pods of the previous version's jobs may still hold a format-1 message."""
+    v1 = {
+        "summary": "hourly",
+        "ok": False,
+        "coins": {"btc": {"ok": False, "hours": 2, "error": "boom", "newest_hour": None}},
+    }
+    assert parse(json.dumps(v1)) == v1
+    truncated = {"summary": "hourly", "ok": True, "truncated": True, "newest_hours": {"a": "x"}}
+    assert parse(json.dumps(truncated)) == truncated
+    for junk in (None, "", "Exception in thread main", '{"summary": "other"}', "[1]"):
+        assert parse(junk) is None
+    # A token that is not ours (or an impossible hour) drops that coin, not the message.
+    odd = '{"summary":"hourly","v":2,"ok":true,"coins":"btc:2024010101:1,EVIL,eth:2024139901"}'
+    assert parse(odd) == {
+        "summary": "hourly",
+        "ok": True,
+        "coins": {"btc": {"ok": True, "hours": 1, "newest_hour": "2024-01-01T01:00:00Z"}},
+    }
 
 
 def test_job_writes_its_termination_message_when_it_cannot_run(tmp_path: Path) -> None:
