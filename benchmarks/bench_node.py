@@ -177,13 +177,19 @@ def main(argv: list[str]) -> int:
         # to the package (the usual edit-build loop) is what a developer waits for.
         figures["images_build_s"] = timed(["bash", "scripts/images.sh"])
         t0 = time.perf_counter()
-        subprocess.run(
+        deployed = subprocess.run(
             ["bash", "scripts/deploy-local.sh"],
-            check=True,
+            check=False,
             cwd=REPO,
             capture_output=True,
+            text=True,
             env={**os.environ, "CLUSTER_RUN_DIR": str(layout.run_dir), "NAMESPACE": "bench"},
         )
+        if deployed.returncode != 0:
+            print(
+                f"bench_node: deploy-local failed:\n{deployed.stdout[-3000:]}{deployed.stderr[-3000:]}"
+            )
+            return 1
         figures["deploy_to_all_ready_s"] = time.perf_counter() - t0
         feed_rows = feeds_on_node(layout.kubeconfig, sizes)
     finally:
