@@ -211,6 +211,7 @@ def finalizers_to_release(
     feeds: Sequence[Mapping[str, Any]],
     terminating: Callable[[str], bool],
     own_namespace: str | None = None,
+    leaving: bool = False,
 ) -> list[tuple[str, str, list[str]]]:
     """(namespace, name, remaining finalizers) of every feed an operator that stops must let go.
 
@@ -219,12 +220,13 @@ def finalizers_to_release(
       namespace controller deletes pods first (ordered namespace deletion), so an operator that
       lives there stops *before* its feeds are marked for deletion, and nobody would ever release
       them: the namespace would stay Terminating for good.
-    - Every feed, when the operator's ``own_namespace`` is being deleted: no operator comes back.
+    - Every feed, when the operator's ``own_namespace`` is being deleted, or when it is
+      ``leaving`` for good (uninstalled): no operator comes back.
     Topics are kept in all cases. ``terminating`` is asked once per namespace.
     """
     out = []
     asked: dict[str, bool] = {}
-    leaving = own_namespace is not None and terminating(own_namespace)
+    leaving = leaving or (own_namespace is not None and terminating(own_namespace))
     if own_namespace is not None:
         asked[own_namespace] = leaving
     for feed in feeds:
@@ -242,41 +244,54 @@ def finalizers_to_release(
     return out
 
 
-def release_finalizers(
-    ctx: Context, namespaces: Sequence[str] | None, own_namespace: str | None = None
+def release_feeds(
+    kube: Kube,
+    namespaces: Sequence[str] | None,
+    terminating: Callable[[str], bool],
+    why: str,
+    own_namespace: str | None = None,
+    leaving: bool = False,
 ) -> list[str]:
-    """On shutdown: let go of the CoinFeeds :func:`finalizers_to_release` names, topics kept."""
+    """Let go of the CoinFeeds :func:`finalizers_to_release` names in ``namespaces`` (None: all),
+    topics kept, each with a ``TopicsKept`` Event saying ``why``. Best effort: what fails is
+    logged. Returns the feeds released, as ``namespace/name``."""
     released = []
     for ns in list(namespaces) if namespaces else [None]:
         try:
-            feeds = ctx.kube.list_feeds(ns)
+            feeds = kube.list_feeds(ns)
         except Exception:
-            log.warning(
-                "shutdown: listing CoinFeeds in %s failed", ns or "all namespaces", exc_info=True
-            )
+            log.warning("listing CoinFeeds in %s failed", ns or "all namespaces", exc_info=True)
             continue
         by_key = {(f["metadata"]["namespace"], f["metadata"]["name"]): f for f in feeds}
-        ask = _terminating(ctx)
-        for feed_ns, name, remaining in finalizers_to_release(feeds, ask, own_namespace):
+        plan = finalizers_to_release(feeds, terminating, own_namespace, leaving)
+        for feed_ns, name, remaining in plan:
             try:
-                ctx.kube.set_feed_finalizers(feed_ns, name, remaining)
+                kube.set_feed_finalizers(feed_ns, name, remaining)
             except Exception:
-                log.warning("shutdown: releasing %s/%s failed", feed_ns, name, exc_info=True)
+                log.warning("releasing %s/%s failed", feed_ns, name, exc_info=True)
                 continue
             # No Event into a namespace being deleted: the API server lets nothing new in.
-            if not ask(feed_ns):
-                ctx.kube.post_event(
-                    by_key[(feed_ns, name)],
-                    "Warning",
-                    "TopicsKept",
-                    "operator stopping before the topics were deleted; they are kept",
-                )
+            if not terminating(feed_ns):
+                kube.post_event(by_key[(feed_ns, name)], "Warning", "TopicsKept", why)
             released.append(f"{feed_ns}/{name}")
     return released
 
 
-def _terminating(ctx: Context) -> Callable[[str], bool]:
-    """Whether a namespace is being deleted, probed once per namespace."""
+def release_finalizers(
+    ctx: Context, namespaces: Sequence[str] | None, own_namespace: str | None = None
+) -> list[str]:
+    """On shutdown: let go of the CoinFeeds :func:`finalizers_to_release` names, topics kept."""
+    return release_feeds(
+        ctx.kube,
+        namespaces,
+        namespace_probe(ctx.kube),
+        "operator stopping before the topics were deleted; they are kept",
+        own_namespace,
+    )
+
+
+def namespace_probe(kube: Kube) -> Callable[[str], bool]:
+    """Whether a namespace is being deleted, probed once per namespace (False when unsure)."""
     known: dict[str, bool] = {}
 
     def ask(namespace: str) -> bool:
@@ -286,13 +301,11 @@ def _terminating(ctx: Context) -> Callable[[str], bool]:
 
     def _probe(namespace: str) -> bool:
         try:
-            answer = bool(ctx.kube.namespace_terminating(namespace))
-            log.info("shutdown: namespace %s %s", namespace, "terminating" if answer else "lives")
+            answer = bool(kube.namespace_terminating(namespace))
+            log.info("namespace %s %s", namespace, "terminating" if answer else "lives")
             return answer
         except Exception:
-            log.warning(
-                "shutdown: could not tell whether %s is terminating", namespace, exc_info=True
-            )
+            log.warning("could not tell whether %s is terminating", namespace, exc_info=True)
             return False
 
     return ask

@@ -34,7 +34,7 @@ def release_on_uninstall(
 ) -> list[str]:
     """Scale ``deployment`` (in ``namespace``) to 0, wait for its pods, release every feed in the
     ``watched`` namespaces (None: all). Returns the feeds released, as ``namespace/name``."""
-    from coinfeed.operator.handlers import FINALIZER
+    from coinfeed.operator.handlers import namespace_probe, release_feeds
 
     try:
         selector = kube.scale_deployment_to_zero(namespace, deployment)
@@ -47,33 +47,12 @@ def release_on_uninstall(
             sleep(1.0)
         if kube.count_pods(namespace, selector):
             log.warning("operator pods still running after %.0f s; releasing anyway", timeout)
-    released = []
-    for ns in list(watched) if watched else [None]:
-        try:
-            feeds = kube.list_feeds(ns)
-        except Exception:
-            log.warning("listing CoinFeeds in %s failed", ns or "all namespaces", exc_info=True)
-            continue
-        for feed in feeds:
-            meta = feed["metadata"]
-            finalizers = list(meta.get("finalizers") or [])
-            if FINALIZER not in finalizers:
-                continue
-            try:
-                kube.set_feed_finalizers(
-                    meta["namespace"], meta["name"], [f for f in finalizers if f != FINALIZER]
-                )
-            except Exception:
-                log.warning(
-                    "releasing %s/%s failed", meta["namespace"], meta["name"], exc_info=True
-                )
-                continue
-            kube.post_event(
-                feed,
-                "Warning",
-                "TopicsKept",
-                "operator uninstalled: deleting this feed will keep its Kafka topics",
-            )
-            released.append(f"{meta['namespace']}/{meta['name']}")
+    released = release_feeds(
+        kube,
+        watched,
+        namespace_probe(kube),
+        "operator uninstalled: deleting this feed will keep its Kafka topics",
+        leaving=True,
+    )
     log.info("released CoinFeeds for uninstall", extra={"feeds": released})
     return released

@@ -211,16 +211,7 @@ def can_i_all(
         )
     if not keys:
         return {}
-    proc = kubectl(
-        "create",
-        "--validate=false",
-        "-f",
-        "-",
-        "-o",
-        "json",
-        f"--as={user}",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-    )
+    proc = _create_as(kubectl, user, {"apiVersion": "v1", "kind": "List", "items": items})
     answers = json_documents(proc.stdout)
     assert len(answers) == len(keys), proc.stdout[-500:]
     return {k: bool(a["status"].get("allowed")) for k, a in zip(keys, answers, strict=True)}
@@ -233,18 +224,16 @@ def rules_review(kubectl: Kubectl, user: str, ns: str) -> set[Grant]:
         "kind": "SelfSubjectRulesReview",
         "spec": {"namespace": ns},
     }
-    # No client-side validation: it would list CRDs, itself as ``user``.
-    proc = kubectl(
-        "create",
-        "--validate=false",
-        "-f",
-        "-",
-        "-o",
-        "json",
-        f"--as={user}",
-        input=json.dumps(review),
-    )
-    return review_grants(json.loads(proc.stdout))
+    return review_grants(json.loads(_create_as(kubectl, user, review).stdout))
+
+
+def _create_as(kubectl: Kubectl, user: str, doc: dict[str, Any]) -> Any:
+    """``kubectl create -f -`` of ``doc`` as ``user``, answer as JSON. No client-side validation:
+    it would list CRDs, itself as ``user``."""
+    return kubectl(
+        "create", "--validate=false", "-f", "-", "-o", "json", f"--as={user}",
+        input=json.dumps(doc),
+    )  # fmt: skip
 
 
 def sa_user(ns: str, name: str) -> str:

@@ -31,6 +31,9 @@ class FakeKube:
         self.calls.append(("count", namespace, selector))
         return self.pods_left
 
+    def namespace_terminating(self, namespace: str) -> bool:
+        return False  # an uninstall, not a namespace deletion: Events go in
+
     def list_feeds(self, namespace: str | None) -> list[dict[str, Any]]:
         return self.feeds[namespace]
 
