@@ -11,8 +11,12 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from coinfeed import kafka_eof
 from coinfeed.kafka_diagnose import explain_failures
 from coinfeed.kafka_security import KafkaSecurity, kafka_python_settings, security_from_env
+
+# Every client is made here, so this is where kafka-python's lost-refusal bug is fixed.
+kafka_eof.install()
 
 DEFAULT_BOOTSTRAP: Final = "localhost:9092,localhost:9093,localhost:9094"
 BOOTSTRAP_ENV: Final = "COINFEED_KAFKA_BOOTSTRAP"

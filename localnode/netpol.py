@@ -4,8 +4,8 @@ Why our own: the agent kind uses (sigs.k8s.io/kube-network-policies, from the Go
 sends packets to user space with the nftables ``queue`` statement, and this machine's kernel is
 built without it (CONFIG_NFT_QUEUE is not set); kube-router, the iptables + ipset agent the proxy
 also serves, has open security reports for the only version offered. So this process does what
-those agents do, for one node: it lists pods, namespaces and NetworkPolicies once a second and
-rewrites its own chains in the filter table's FORWARD path (pod-to-pod traffic on the node's
+those agents do, for one node: it watches pods, namespaces and NetworkPolicies and, after any
+change (and on a slow resync, in case a watch missed one), rewrites its own chains in the filter table's FORWARD path (pod-to-pod traffic on the node's
 bridge passes FORWARD through br_netfilter, after kube-proxy's DNAT, so rules see real pod IPs).
 
 Semantics (networking.k8s.io/v1): a pod selected by a policy with Ingress (Egress) in its
@@ -17,8 +17,8 @@ itself (kubelet probes, a host Prometheus) does not pass FORWARD and is never bl
 most network plugins. Denied connections are rejected (TCP reset, ICMP otherwise), so clients
 fail at once instead of timing out.
 
-Limits, said plainly: a new pod can send or receive for up to one polling interval before its
-rules exist (real agents close that window with pod admission hooks); ipBlock rules match pod IPs
+Limits, said plainly: a new pod can send or receive for the moment between its IP appearing in a
+watch event and the rules being applied (real agents close that window with pod admission hooks); ipBlock rules match pod IPs
 only here, since nothing outside the pod range is reachable on this node anyway.
 
 Runs as a process of `make cluster-up` (pid file run/cluster/pids/netpol.pid).
@@ -31,8 +31,8 @@ import hashlib
 import ipaddress
 import logging
 import subprocess
-import time
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,73 @@ def snapshot(core: Any, net: Any) -> tuple[list[Pod], dict[str, dict[str, str]],
     return pods, namespaces, policies
 
 
+Enforce = Callable[[str, Sequence[str]], None]
+
+
+def _watch_forever(
+    list_fn: Callable[..., Any], changed: threading.Event, stop: threading.Event
+) -> None:
+    """Set ``changed`` on every event of one watch; the watch is re-opened when it ends or fails
+    (a restart may have missed events, so it counts as a change too)."""
+    from kubernetes import watch
+
+    while not stop.is_set():
+        changed.set()
+        watcher = watch.Watch()
+        try:
+            for _ in watcher.stream(list_fn, timeout_seconds=60):
+                changed.set()
+                if stop.is_set():
+                    break
+        except Exception as exc:
+            log.warning(
+                "watch %s failed, re-opening: %s", getattr(list_fn, "__name__", list_fn), exc
+            )
+            stop.wait(1.0)
+        finally:
+            watcher.stop()
+
+
+def run(
+    core: Any,
+    net: Any,
+    enforce: Enforce,
+    resync: float = 30.0,
+    stop: threading.Event | None = None,
+    settle: float = 0.1,
+) -> None:
+    """Render and enforce the rules after every watched change, and at least every ``resync``
+    seconds; returns when ``stop`` is set. ``enforce`` gets the rules text and its chains, only
+    when the text changed."""
+    stop = stop or threading.Event()
+    changed = threading.Event()
+    for list_fn in (
+        core.list_pod_for_all_namespaces,
+        core.list_namespace,
+        net.list_network_policy_for_all_namespaces,
+    ):
+        threading.Thread(
+            target=_watch_forever, args=(list_fn, changed, stop), daemon=True, name="netpol-watch"
+        ).start()
+    applied = ""
+    while not stop.is_set():
+        changed.wait(timeout=resync)
+        if stop.is_set():
+            break
+        stop.wait(settle)  # a burst of events (a new pod: several updates) makes one pass
+        changed.clear()
+        try:
+            text, chains = render(*snapshot(core, net))
+            if text != applied:
+                enforce(text, chains)
+                applied = text
+                log.info("applied %d chains", len(chains))
+        except Exception as exc:
+            log.warning("pass failed: %s", exc)
+            stop.wait(1.0)
+            changed.set()  # try again soon rather than at the next resync
+
+
 def main(argv: list[str] | None = None) -> int:
     from kubernetes import client
     from kubernetes import config as kconfig
@@ -280,25 +347,24 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m localnode.netpol", description=__doc__)
     parser.add_argument("--run-dir", type=Path, required=True, help="the node's run/cluster folder")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
+    parser.add_argument(
+        "--resync",
+        type=float,
+        default=30.0,
+        help="seconds between full passes when no watch event arrives (default 30)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     layout = Layout(args.run_dir)
     kconfig.load_kube_config(str(layout.kubeconfig))
-    core, net = client.CoreV1Api(), client.NetworkingV1Api()
-    applied = ""
     rules_file = layout.run_dir / "netpol-rules.txt"
-    while True:
-        try:
-            text, chains = render(*snapshot(core, net))
-            if text != applied:
-                apply(text, chains)
-                rules_file.write_text(text)
-                applied = text
-                log.info("applied %d chains", len(chains))
-        except Exception as exc:
-            log.warning("pass failed: %s", exc)
-        time.sleep(args.interval)
+
+    def enforce(text: str, chains: Sequence[str]) -> None:
+        apply(text, chains)
+        rules_file.write_text(text)
+
+    run(client.CoreV1Api(), client.NetworkingV1Api(), enforce, resync=args.resync)
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ session-scoped: each service starts once per test run, on free loopback ports, a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ _FOLDER_MARKERS = {
 }
 
 
+# Integration tests drive real brokers, API servers, Spark and pods on a shared 2-core machine, where
+# a rare timing loss (a metadata update not yet on the broker asked) can fail one test in a
+# 40-minute run. Each such test gets one rerun, printed as RERUN in the summary so it is never
+# silent; a behaviour that is broken fails both runs. Unit tests get none. COINFEED_TEST_RERUNS=0
+# turns reruns off (to hunt a flaky test).
+_INTEGRATION_RERUNS = int(os.environ.get("COINFEED_TEST_RERUNS", "1"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(__file__).parent
     for item in items:
@@ -33,3 +42,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = _FOLDER_MARKERS.get(rel.parts[0])
         if marker is not None:
             item.add_marker(marker)
+        if rel.parts[0] == "integration" and _INTEGRATION_RERUNS > 0:
+            item.add_marker(pytest.mark.flaky(reruns=_INTEGRATION_RERUNS, reruns_delay=5))

@@ -50,6 +50,9 @@ from coinfeed.kafka_security import (
 
 Progress = Callable[[str], None]
 
+# Kafka's error code for a topic the asked broker does not know (yet).
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
 
 class ClusterError(RuntimeError):
     """The local cluster could not be started, reached or stopped; the message says why."""
@@ -182,6 +185,30 @@ def broker_keystore(
         valid=valid,
     )
     return _key_pem(key) + cert + ca_pem
+
+
+def certificate_problem(pem: bytes, name: str, now: Any = None) -> str | None:
+    """Why the first certificate in ``pem`` (a keystore or CA file called ``name``) is not valid
+    at ``now``, or None. The JVM's own refusal does not always say "expired" (it may only report
+    a failed PKIX validity check), so the dev cluster names it itself."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return f"{name}: no readable PEM certificate"
+    when = now or dt.datetime.now(dt.UTC)
+    subject = cert.subject.rfc4514_string()
+    if when > cert.not_valid_after_utc:
+        return f"{name}: certificate {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if when < cert.not_valid_before_utc:
+        return (
+            f"{name}: certificate {subject} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    return None
 
 
 def check_jars(jars_dir: Path) -> Path:
@@ -493,17 +520,26 @@ class LocalKafkaCluster:
             raise
         return {int(b["broker_id"]) for b in meta["brokers"] if not b.get("is_fenced", False)}
 
-    def partitions(self, topic: str) -> list[dict[str, Any]]:
+    def partitions(self, topic: str, wait: float = 15.0) -> list[dict[str, Any]]:
         """Partition metadata of ``topic``: ``partition_index``, ``leader_id``, ``replica_nodes``,
-        ``isr_nodes`` (as kafka-python returns them)."""
-        try:
-            topics = self.admin().describe_topics([topic])
-        except Exception:
-            self._close_admin()
-            raise
-        if not topics or topics[0].get("error_code", 0) != 0:
-            raise ClusterError(f"topic {topic!r} not found: {topics}")
-        return sorted(topics[0]["partitions"], key=lambda p: int(p["partition_index"]))
+        ``isr_nodes`` (as kafka-python returns them).
+
+        The controller sends a new topic's metadata to each broker on its own, and the admin
+        client asks whichever broker it likes; so "unknown topic" is retried for ``wait`` seconds
+        before it counts as not found."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                topics = self.admin().describe_topics([topic])
+            except Exception:
+                self._close_admin()
+                raise
+            if topics and topics[0].get("error_code", 0) == 0:
+                return sorted(topics[0]["partitions"], key=lambda p: int(p["partition_index"]))
+            unknown = bool(topics) and topics[0].get("error_code") == UNKNOWN_TOPIC_OR_PARTITION
+            if not unknown or time.monotonic() >= deadline:
+                raise ClusterError(f"topic {topic!r} not found: {topics}")
+            time.sleep(0.25)
 
     def leader(self, topic: str, partition: int) -> int:
         for p in self.partitions(topic):
@@ -664,7 +700,15 @@ class LocalKafkaCluster:
         code = proc.poll() if proc is not None else None
         how = f"exited with code {code}" if code is not None else "is not running"
         log = self.spec.log_path(node)
-        raise NodeFailedError(f"{node} {how}; see {log}. Last lines:\n{procs.tail(log)}")
+        cause = ""
+        if self.spec.tls and node != ZOOKEEPER:
+            problems = [
+                certificate_problem(path.read_bytes(), path.name)
+                for path in (self.spec.broker_keystore_path(), self.spec.ca_path())
+                if path.is_file()
+            ]
+            cause = "".join(f"{p}\n" for p in problems if p)
+        raise NodeFailedError(f"{node} {how}; {cause}see {log}. Last lines:\n{procs.tail(log)}")
 
     def _wait_zookeeper(self, deadline: float) -> None:
         while procs.four_letter_word(self.spec.host, self.spec.zookeeper_port, "ruok") != "imok":

@@ -63,7 +63,12 @@ def test_kafka_down_then_back(
     assert down["status"] == "False" and cluster.bootstrap.split(",")[0] in down["message"]
     assert _cond(admin, ns, "keep", "Ready")["status"] == "False"  # type: ignore[index]
     assert 'coinfeed_operator_reconcile_errors_total{reason="KafkaUnavailable"}' in op.metrics()
-    assert 'coinfeed_operator_feeds{ready="false"} 2.0' in op.metrics()
+    # The feeds gauge is recomputed after the status patch the test just saw: wait for it.
+    wait_for(
+        "feeds gauge: 2 not ready",
+        lambda: 'coinfeed_operator_feeds{ready="false"} 2.0' in op.metrics(),
+        timeout=30,
+    )
 
     # Delete policy with Kafka gone: retried for --delete-timeout, then the finalizer is released.
     kubectl(admin, "delete", "cf", "drop", "-n", ns, "--wait=false")
