@@ -40,7 +40,7 @@ tools: ## build helm, kube-linter (and envtest binaries) from the Go module prox
 	bash scripts/build-go-tools.sh all
 
 test: $(STAMP) tools ## run unit + integration tests (starts real Kafka, kube-apiserver, Spark, Prometheus)
-	$(PY) -m pytest -m "unit or integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "unit or integration" --durations=30 $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## run only the unit tests (no services)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
