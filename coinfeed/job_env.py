@@ -36,9 +36,18 @@ EXECUTOR_CPU_REQUEST: Final = "COINFEED_SPARK_EXECUTOR_CPU_REQUEST"  # k8s quant
 EXECUTOR_CPU_LIMIT: Final = "COINFEED_SPARK_EXECUTOR_CPU_LIMIT"  # k8s quantity, e.g. 1
 EXECUTOR_MEMORY: Final = "COINFEED_SPARK_EXECUTOR_MEMORY"  # JVM heap, Spark size (1152m)
 EXECUTOR_MEMORY_OVERHEAD: Final = "COINFEED_SPARK_EXECUTOR_MEMORY_OVERHEAD"  # Spark size (384m)
+# Spark RPC authentication and encryption between driver and executors (k8s:// master): the
+# Secret's *name* (Spark mounts that Secret into executor pods itself) and the path of its key
+# file in the driver (the CronJob mounts the same Secret there). Never the key itself.
+RPC_SECRET_NAME: Final = "COINFEED_SPARK_RPC_SECRET_NAME"
+RPC_SECRET: Final = "COINFEED_SPARK_RPC_SECRET_FILE"
 
 # The executor container's name in the pod template (Spark fills in image, args and env).
 EXECUTOR_CONTAINER: Final = "executor"
+# Where the Spark RPC Secret is mounted, in the driver and in executors alike, and the key in it
+# (the chart's <operator>-spark-rpc Secret holds one key, ``secret``).
+RPC_SECRET_DIR: Final = "/etc/coinfeed/spark-rpc"
+RPC_SECRET_KEY: Final = "secret"
 # Fixed ports, so that the chart's NetworkPolicies can name them: executors connect to the
 # driver's RPC port; block managers (driver and executors) serve shuffle and result blocks.
 DRIVER_PORT: Final = 7078

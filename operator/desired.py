@@ -43,6 +43,7 @@ EXECUTOR_TEMPLATE_KEY: Final = "executor-pod.yaml"
 EXECUTOR_COMPONENT: Final = "hourly-executor"
 EXECUTOR_LOCAL_DIR_VOLUME: Final = "spark-local-dir-1"
 HOURLY_CONTAINER: Final = "hourly"
+SPARK_RPC_VOLUME: Final = "spark-rpc"
 HOUR_MS: Final = 3_600_000
 
 Obj = dict[str, Any]
@@ -405,6 +406,10 @@ def hourly_env(settings: OperatorSettings) -> list[Obj]:
             plain[jenv.LAKE_PVC] = settings.lake_pvc
             plain[jenv.LAKE_PATH] = settings.lake
         plain.update(executor_env(settings))
+        if settings.spark_rpc_secret:
+            # Names and paths only: the key stays in the Secret (see spark_rpc_volume).
+            plain[jenv.RPC_SECRET_NAME] = settings.spark_rpc_secret
+            plain[jenv.RPC_SECRET] = f"{jenv.RPC_SECRET_DIR}/{jenv.RPC_SECRET_KEY}"
     env = _env(plain)
     if settings.s3_secret:
         env += [
@@ -439,6 +444,28 @@ def executor_env(settings: OperatorSettings) -> dict[str, str]:
         jenv.EXECUTOR_MEMORY: f"{total - overhead}m",
         jenv.EXECUTOR_MEMORY_OVERHEAD: f"{overhead}m",
     }
+
+
+def spark_rpc_volume(settings: OperatorSettings) -> tuple[list[Obj], list[Obj]]:
+    """The driver's volume and mount of the Spark RPC key (k8s:// master with the setting on).
+
+    Local mode has no RPC between pods, so its pod gets no key at all. ``optional``: a missing
+    Secret (e.g. a feed namespace other than the chart's) must not leave the pod stuck in
+    ContainerCreating; the job then stops at start naming the file (``hourly.job_conf``).
+    Executors get the same Secret from Spark (``spark.kubernetes.executor.secrets.*``)."""
+    if not (settings.spark_rpc_secret and spark_on_kubernetes(settings)):
+        return [], []
+    volume = {
+        "name": SPARK_RPC_VOLUME,
+        "secret": {
+            "secretName": settings.spark_rpc_secret,
+            "items": [{"key": jenv.RPC_SECRET_KEY, "path": jenv.RPC_SECRET_KEY}],
+            "defaultMode": 0o440,
+            "optional": True,
+        },
+    }
+    mount = {"name": SPARK_RPC_VOLUME, "mountPath": jenv.RPC_SECRET_DIR, "readOnly": True}
+    return [volume], [mount]
 
 
 def hourly_labels(group: HourlyGroup, component: str = "hourly") -> dict[str, str]:
@@ -552,6 +579,9 @@ def group_cronjob(group: HourlyGroup, settings: OperatorSettings) -> Obj:
         mounts.append(
             {"name": "executor-template", "mountPath": EXECUTOR_TEMPLATE_DIR, "readOnly": True}
         )
+    rpc_volumes, rpc_mounts = spark_rpc_volume(settings)
+    volumes += rpc_volumes
+    mounts += rpc_mounts
     kafka = kafka_client_plumbing(settings, settings.hourly_kafka_secret)
     volumes += kafka.volumes
     mounts += kafka.mounts

@@ -78,6 +78,9 @@ class OperatorSettings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_ca_secret: str = ""
     hourly_kafka_secret: str = ""
+    # Secret (key ``secret``) with the key of Spark's RPC authentication and encryption between
+    # driver and executor pods (k8s:// master only); its name only. "" = RPC in clear text.
+    spark_rpc_secret: str = ""
 
 
 _INT_FIELDS = {"producer_metrics_port"}
@@ -100,7 +103,12 @@ _STR_FIELDS = {
     "kafka_security_protocol",
     "kafka_ca_secret",
     "hourly_kafka_secret",
+    "spark_rpc_secret",
 }
+
+# Spark names the executors' volume of a Secret ``<name>-volume``, which must be a DNS label.
+MAX_RPC_SECRET_NAME = 63 - len("-volume")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def env_name(field_name: str) -> str:
@@ -186,6 +194,13 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         raise SettingsError(
             f"{env_name('kafka_security_protocol')}={settings.kafka_security_protocol!r}: "
             "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+        )
+    rpc = settings.spark_rpc_secret
+    if rpc and (len(rpc) > MAX_RPC_SECRET_NAME or not _DNS_LABEL.match(rpc)):
+        raise SettingsError(
+            f"{env_name('spark_rpc_secret')}={rpc!r}: expected a Secret name of lower-case "
+            f"letters, digits and '-', at most {MAX_RPC_SECRET_NAME} characters (Spark names "
+            "the executors' volume <name>-volume)"
         )
     if not settings.kafka_bootstrap.strip():
         raise SettingsError(f"{env_name('kafka_bootstrap')} must not be empty")

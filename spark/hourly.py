@@ -414,14 +414,25 @@ def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
     """The run's Spark settings. Reads nothing from the repository: pinned versions ship in the
     package (``coinfeed.pinned_versions``) and the connector jars come from ``$COINFEED_CACHE``.
 
-    Raises ``LookupError`` (a missing pin) or ``OSError`` (no connector jars), naming what is
-    missing.
+    Raises ``LookupError`` (a missing pin) or ``OSError`` (no connector jars, or no Spark RPC
+    key file although the operator named its Secret), naming what is missing.
     """
-    from coinfeed.spark.session import env_conf, spark_conf
+    from coinfeed.spark.session import env_conf, rpc_secret_file, spark_conf
 
     # Under spark-submit the master comes from its flags; run directly, Spark stays in this
     # process (local mode, loopback only).
     master = args.master or (None if "PYSPARK_GATEWAY_PORT" in env else "local[*]")
+    secret_name = env.get(jenv.RPC_SECRET_NAME, "")
+    if secret_name and (master or "").startswith("k8s://"):
+        # The CronJob's volume is optional (a pod whose Secret is missing would never start, and
+        # say why only in Events): fail here instead, naming the file, never Spark's own
+        # "A secret key must be specified" after executors were started.
+        path = rpc_secret_file(env)
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            raise OSError(
+                f"Spark RPC key file {path} is missing or empty: is Secret {secret_name!r} in "
+                f"this namespace, with key {jenv.RPC_SECRET_KEY!r}?"
+            )
     return spark_conf(
         master=master,
         shuffle_partitions=args.shuffle_partitions,

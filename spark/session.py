@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,11 +51,65 @@ def spark_conf(
     return conf
 
 
+# The executor environment variable every JVM reads its extra options from (see rpc_auth_conf).
+EXECUTOR_JAVA_TOOL_OPTIONS = "spark.executorEnv.JAVA_TOOL_OPTIONS"
+
+
+def rpc_secret_file(env: Mapping[str, str]) -> str:
+    """Path of the RPC key file in the driver (the operator's mount, or the default one)."""
+    return env.get(jenv.RPC_SECRET) or f"{jenv.RPC_SECRET_DIR}/{jenv.RPC_SECRET_KEY}"
+
+
+def rpc_auth_conf(
+    secret_name: str,
+    master: str | None,
+    secret_file: str = f"{jenv.RPC_SECRET_DIR}/{jenv.RPC_SECRET_KEY}",
+) -> dict[str, str]:
+    """Authenticated, encrypted RPC between the driver and executor pods (``k8s://`` master only;
+    empty otherwise: in local mode there is no RPC between pods).
+
+    The key comes from a file both sides mount from the Kubernetes Secret ``secret_name``: the
+    driver from the CronJob's volume, executors from the volume Spark adds to their pods
+    (``spark.kubernetes.executor.secrets.*``) at the same directory. Because an executor file is
+    set, Spark puts no generated key in the executor pods' environment (``_SPARK_AUTH_SECRET``).
+
+    ``spark.master`` reaches executors through ``JAVA_TOOL_OPTIONS``: an executor first fetches
+    the driver's settings over a connection authenticated with ``spark.authenticate.secret.file``,
+    Spark reads a key file only when it knows the master is Kubernetes, and the master is not
+    among the settings an executor starts with ("A secret key must be specified"). Spark refuses
+    ``-Dspark.*`` in ``spark.executor.extraJavaOptions``; every JVM reads JAVA_TOOL_OPTIONS.
+    """
+    if not secret_name or not (master or "").startswith("k8s://"):
+        return {}
+    return {
+        "spark.authenticate": "true",
+        "spark.authenticate.secret.file": secret_file,
+        "spark.authenticate.secret.driver.file": secret_file,
+        "spark.authenticate.secret.executor.file": secret_file,
+        f"spark.kubernetes.executor.secrets.{secret_name}": posixpath.dirname(secret_file),
+        "spark.network.crypto.enabled": "true",
+        EXECUTOR_JAVA_TOOL_OPTIONS: f"-Dspark.master={master}",
+    }
+
+
+def merge_conf(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` updated with ``extra``, except that JVM options in the executors'
+    JAVA_TOOL_OPTIONS add up instead of replacing each other."""
+    merged = {**base, **extra}
+    both = [
+        c[EXECUTOR_JAVA_TOOL_OPTIONS] for c in (base, extra) if c.get(EXECUTOR_JAVA_TOOL_OPTIONS)
+    ]
+    if both:
+        merged[EXECUTOR_JAVA_TOOL_OPTIONS] = " ".join(both)
+    return merged
+
+
 def env_conf(env: Mapping[str, str], master: str | None) -> dict[str, str]:
     """Spark settings from the job's environment (``coinfeed.job_env``, set by the operator).
 
-    Never a secret value: S3 keys stay in ``AWS_*`` env vars that S3A's default credential chain
-    reads; executor pods get them by ``secretKeyRef`` to the Secret's name.
+    Never a secret value: the RPC key stays in a mounted file (:func:`rpc_auth_conf`); S3 keys
+    stay in ``AWS_*`` env vars that S3A's default credential chain reads; executor pods get them
+    by ``secretKeyRef`` to the Secret's name.
     """
     conf: dict[str, str] = {}
     endpoint = env.get(jenv.S3_ENDPOINT, "")
@@ -115,7 +170,10 @@ def env_conf(env: Mapping[str, str], master: str | None) -> dict[str, str]:
         prefix = "spark.kubernetes.executor.volumes.persistentVolumeClaim.lake"
         conf[f"{prefix}.options.claimName"] = pvc
         conf[f"{prefix}.mount.path"] = path
-    return conf
+    # The key file's presence is checked at job start (hourly.job_conf), not here: pure.
+    return merge_conf(
+        conf, rpc_auth_conf(env.get(jenv.RPC_SECRET_NAME, ""), master, rpc_secret_file(env))
+    )
 
 
 def build_session(app_name: str, conf: Mapping[str, str]) -> Any:

@@ -64,3 +64,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "coinfeed-operator.image" -}}
 {{- printf "%s:%s" .image.repository (default .appVersion .image.tag) -}}
 {{- end -}}
+
+{{/* The Spark RPC Secret: <fullname>-spark-rpc, short enough that Spark's executor volume
+<name>-volume stays a 63-character DNS label (operator.settings.MAX_RPC_SECRET_NAME). */}}
+{{- define "coinfeed-operator.sparkRpcSecret" -}}
+{{- printf "%s-spark-rpc" (include "coinfeed-operator.fullname" . | trunc 46 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* "true" when Spark RPC authentication is on: also when the value is absent, as after
+`helm upgrade --reuse-values` from a chart without it (a secure default must not turn off). */}}
+{{- define "coinfeed-operator.sparkRpcAuthentication" -}}
+{{- if or (not (hasKey .Values.spark "rpcAuthentication")) .Values.spark.rpcAuthentication -}}
+true
+{{- end -}}
+{{- end -}}

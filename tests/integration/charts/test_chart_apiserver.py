@@ -143,3 +143,49 @@ def test_helm_install_refuses_invalid_values(
     # Nothing was created.
     assert kubectl("get", "all", "-n", ns, "-o", "name").stdout.strip() == ""
     assert helm.run("list", "-n", ns, "-q", kubeconfig=kubectl.kubeconfig).stdout.strip() == ""
+
+
+def test_spark_rpc_key_is_generated_once_and_kept_across_upgrades(
+    helm: Helm, kubectl: Kubectl, crds: None
+) -> None:
+    """The chart's `lookup`: an upgrade keeps the installed key; turning it off removes it."""
+    ns = create_namespace(kubectl, unique_name("spark-rpc"))
+    chart = str(helm.chart("coinfeed-operator"))
+
+    def key() -> str:
+        return kubectl(
+            "get",
+            "secret",
+            "rel-coinfeed-operator-spark-rpc",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.secret}",
+        ).stdout
+
+    helm.run("install", "rel", chart, "--namespace", ns, kubeconfig=kubectl.kubeconfig)
+    first = key()
+    assert len(first) == 88  # base64 of 64 characters
+    helm.run(
+        "upgrade",
+        "rel",
+        chart,
+        "--namespace",
+        ns,
+        "--set",
+        "operator.logLevel=DEBUG",
+        kubeconfig=kubectl.kubeconfig,
+    )
+    assert key() == first
+    helm.run(
+        "upgrade",
+        "rel",
+        chart,
+        "--namespace",
+        ns,
+        "--set",
+        "spark.rpcAuthentication=false",
+        kubeconfig=kubectl.kubeconfig,
+    )
+    secrets = kubectl("get", "secrets", "-n", ns, "-o", "name").stdout.split()
+    assert "secret/rel-coinfeed-operator-spark-rpc" not in secrets

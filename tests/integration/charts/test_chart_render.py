@@ -662,6 +662,11 @@ def test_default_install_runs_the_hourly_job_as_the_spark_account(helm: Helm) ->
     assert any(v["name"] == "executor-template" for v in k8s["volumes"])
     k8s_env = {e["name"]: e for e in k8s["containers"][0]["env"]}
     assert k8s_env[jenv.EXECUTOR_INSTANCES]["value"] == "2"
+    # Spark RPC authentication on by default: the driver mounts the chart's Secret by name.
+    (rpc,) = [v for v in k8s["volumes"] if v["name"] == "spark-rpc"]
+    assert rpc["secret"]["secretName"] == "coinfeed-operator-spark-rpc"
+    assert k8s_env[jenv.RPC_SECRET_NAME]["value"] == "coinfeed-operator-spark-rpc"
+    assert not [v for v in pod["volumes"] if v["name"] == "spark-rpc"]  # local mode
 
     s3 = job_pod(helm.template("coinfeed", values=["ci/kraft-s3-values.yaml"]))
     env = {e["name"]: e for e in s3["containers"][0]["env"]}
@@ -670,6 +675,73 @@ def test_default_install_runs_the_hourly_job_as_the_spark_account(helm: Helm) ->
         "name": "coinfeed-lake-s3",
         "key": jenv.AWS_ACCESS_KEY_ID,
     }
+
+
+def _operator_environment(objs: Sequence[Obj], deployment: str) -> dict[str, str]:
+    """The operator container's environment as the kubelet builds it: its ConfigMap envFrom,
+    then its own env values."""
+    dep = find(objs, "Deployment", deployment)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env |= find(objs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    env |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return env
+
+
+@pytest.mark.parametrize(
+    ("chart", "release", "secret", "deployment"),
+    [
+        ("coinfeed-operator", "rel", "rel-coinfeed-operator-spark-rpc", "rel-coinfeed-operator"),
+        ("coinfeed", "coinfeed", "coinfeed-operator-spark-rpc", "coinfeed-operator"),
+    ],
+)
+def test_spark_rpc_secret_generated_and_only_its_name_reaches_the_operator(
+    helm: Helm, chart: str, release: str, secret: str, deployment: str
+) -> None:
+    objs = helm.template(chart, release=release, namespace="feeds")
+    obj = find(objs, "Secret", secret)
+    assert obj["metadata"]["namespace"] == "feeds"
+    assert list(obj["data"]) == ["secret"]
+    key = base64.b64decode(obj["data"]["secret"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", key), "a random 64-character key"
+    # Random per render here (no cluster to look up); an installed key is kept on upgrade.
+    again = find(helm.template(chart, release=release, namespace="feeds"), "Secret", secret)
+    assert base64.b64decode(again["data"]["secret"]).decode() != key
+    env = _operator_environment(objs, deployment)
+    assert env["COINFEED_OPERATOR_SPARK_RPC_SECRET"] == secret
+    rendered = yaml.safe_dump_all([o for o in objs if o["kind"] != "Secret"])
+    assert key not in rendered and obj["data"]["secret"] not in rendered
+
+    sets = ["spark.rpcAuthentication=false"]
+    off = helm.template(
+        chart,
+        release=release,
+        namespace="feeds",
+        sets=sets if chart != "coinfeed" else [f"operator.{s}" for s in sets],
+    )
+    assert not [o for o in by_kind(off, "Secret") if o["metadata"]["name"] == secret]
+    assert _operator_environment(off, deployment)["COINFEED_OPERATOR_SPARK_RPC_SECRET"] == ""
+
+
+def test_spark_rpc_stays_on_when_the_value_is_absent(helm: Helm) -> None:
+    """`helm upgrade --reuse-values` from a chart without the value renders without it: the
+    secure default must hold then too."""
+    objs = helm.template("coinfeed-operator", release="rel", sets=["spark.rpcAuthentication=null"])
+    find(objs, "Secret", "rel-coinfeed-operator-spark-rpc")
+    env = _operator_environment(objs, "rel-coinfeed-operator")
+    assert env["COINFEED_OPERATOR_SPARK_RPC_SECRET"] == "rel-coinfeed-operator-spark-rpc"
+
+
+def test_spark_rpc_secret_name_leaves_room_for_sparks_volume_name(helm: Helm) -> None:
+    from coinfeed.operator.settings import MAX_RPC_SECRET_NAME, settings_from_env
+
+    objs = helm.template("coinfeed-operator", sets=["fullnameOverride=" + "x" * 52])
+    (secret,) = by_kind(objs, "Secret")
+    name = secret["metadata"]["name"]
+    assert len(name) <= MAX_RPC_SECRET_NAME and name.endswith("-spark-rpc")
+    env = _operator_environment(objs, "x" * 52)
+    assert settings_from_env(env).spark_rpc_secret == name
 
 
 # --- values.yaml documented, schema strict -------------------------------------------------------

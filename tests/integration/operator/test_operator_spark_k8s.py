@@ -15,6 +15,7 @@ from tests.integration.operator.test_operator_feed import _cronjob_of, _manifest
 K8S = {
     "COINFEED_OPERATOR_SPARK_MASTER": "k8s://https://kubernetes.default.svc",
     "COINFEED_OPERATOR_SPARK_SERVICE_ACCOUNT": "coinfeed-spark",
+    "COINFEED_OPERATOR_SPARK_RPC_SECRET": "coinfeed-operator-spark-rpc",
 }
 
 
@@ -37,6 +38,13 @@ def test_executor_template_follows_the_spark_master(
     assert pod["automountServiceAccountToken"] is True
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["executor-template"]["configMap"]["name"] == cm_name
+    # The Spark RPC key, by the Secret's name only, as the API server stores it.
+    assert volumes["spark-rpc"]["secret"] == {
+        "secretName": "coinfeed-operator-spark-rpc",
+        "items": [{"key": "secret", "path": "secret"}],
+        "defaultMode": 0o440,
+        "optional": True,
+    }
 
     # An edited template is put back (drift loop; the operator may update ConfigMaps).
     kubectl(
@@ -66,4 +74,4 @@ def test_executor_template_follows_the_spark_master(
     )
     pod = _cronjob_of(admin, ns)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
-    assert not [v for v in pod["volumes"] if v["name"] == "executor-template"]
+    assert not [v for v in pod["volumes"] if v["name"] in ("executor-template", "spark-rpc")]

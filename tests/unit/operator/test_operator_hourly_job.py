@@ -376,3 +376,79 @@ def test_a_changed_executor_template_is_drift() -> None:
     assert spec_drift(configmap, live) == [".data.executor-pod.yaml"]
     live["data"] = {**configmap["data"], "extra": "x"}
     assert spec_drift(configmap, live) == [".data.extra"]
+
+
+# --- Spark RPC authentication (issue #13) ------------------------------------------------------
+
+RPC = "coinfeed-operator-spark-rpc"
+
+
+def _rpc_volume(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == RPC]
+
+
+def test_k8s_driver_mounts_the_rpc_secret_read_only_by_name() -> None:
+    _, cron = _k8s_children(spark_rpc_secret=RPC)
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (volume,) = _rpc_volume(pod)
+    assert volume["secret"] == {
+        "secretName": RPC,
+        "items": [{"key": jenv.RPC_SECRET_KEY, "path": jenv.RPC_SECRET_KEY}],
+        "defaultMode": 0o440,
+        "optional": True,
+    }
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": jenv.RPC_SECRET_DIR, "readOnly": True}
+    env = _downward(pod)
+    assert env[jenv.RPC_SECRET_NAME] == RPC
+    assert env[jenv.RPC_SECRET] == f"{jenv.RPC_SECRET_DIR}/{jenv.RPC_SECRET_KEY}"
+    # The driver's Spark settings read the key from that mount and have Spark mount the same
+    # Secret into executors at the same place.
+    conf = env_conf(env, K8S)
+    assert conf["spark.authenticate"] == "true"
+    assert conf["spark.network.crypto.enabled"] == "true"
+    for key in ("", ".driver", ".executor"):
+        assert conf[f"spark.authenticate.secret{key}.file"] == env[jenv.RPC_SECRET]
+    assert conf[f"spark.kubernetes.executor.secrets.{RPC}"] == mount["mountPath"]
+    # Nothing in the CronJob refers to the Secret except that volume: no env from it.
+    assert RPC not in yaml.safe_dump(pod["containers"][0].get("envFrom", []))
+    assert not [e for e in pod["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"spark_master": K8S},  # setting off
+        {"spark_master": "", "spark_rpc_secret": RPC},  # local mode: no RPC between pods
+        {"spark_master": "local[2]", "spark_rpc_secret": RPC},
+    ],
+)
+def test_no_rpc_secret_volume_without_the_setting_or_executor_pods(
+    overrides: dict[str, Any],
+) -> None:
+    cron = hourly_cronjob("btc", "feeds", "uid-1", BTC, OperatorSettings(**{**BASE, **overrides}))
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert not _rpc_volume(pod)
+    assert jenv.RPC_SECRET_DIR not in [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]]
+    assert not {jenv.RPC_SECRET_NAME, jenv.RPC_SECRET} & set(_env(pod))
+
+
+def test_executor_template_leaves_java_tool_options_to_spark() -> None:
+    """Spark appends spark.executorEnv.* to the template container's env: a JAVA_TOOL_OPTIONS of
+    the template's own would be a second entry, and one of the two would be lost (it carries
+    -Dspark.master, which the executor needs to read the RPC key file)."""
+    configmap, _ = _k8s_children(spark_rpc_secret=RPC)
+    template = yaml.safe_load(configmap["data"]["executor-pod.yaml"])
+    (container,) = template["spec"]["containers"]
+    assert "JAVA_TOOL_OPTIONS" not in [e["name"] for e in container["env"]]
+
+
+def test_rpc_secret_setting_is_read_and_checked() -> None:
+    s = settings_from_env({"COINFEED_OPERATOR_SPARK_RPC_SECRET": RPC})
+    assert s.spark_rpc_secret == RPC
+    assert settings_from_env({}).spark_rpc_secret == ""
+    # Spark's executor volume is <name>-volume: at most 63 characters, a DNS label.
+    assert settings_from_env({"COINFEED_OPERATOR_SPARK_RPC_SECRET": "a" * 56})
+    for bad in ("a" * 57, "Spark-RPC", "rpc.secret", "-rpc"):
+        with pytest.raises(SettingsError, match="COINFEED_OPERATOR_SPARK_RPC_SECRET"):
+            settings_from_env({"COINFEED_OPERATOR_SPARK_RPC_SECRET": bad})
