@@ -61,6 +61,17 @@ def install_identity(kubectl: Kubectl, objs: list[Obj]) -> list[Obj]:
     identity = [o for o in objs if o["kind"] in IDENTITY_KINDS]
     assert sorted(o["kind"] for o in identity) == sorted(IDENTITY_KINDS), identity
     kubectl.apply(yaml.safe_dump_all(identity))
+    # The authorizer learns of new bindings through a watch: wait until it applies this one, so
+    # that an early refusal in the operator's log can only mean a missing rule.
+    (sa,) = [o for o in identity if o["kind"] == "ServiceAccount"]
+    user = f"system:serviceaccount:{sa['metadata']['namespace']}:{sa['metadata']['name']}"
+    wait_for(
+        "the ClusterRoleBinding in effect",
+        lambda: kubectl(
+            "auth", "can-i", "list", "coinfeeds.coinfeed.io", "--all-namespaces", f"--as={user}",
+            check=False,
+        ).stdout.strip() == "yes",
+    )  # fmt: skip
     return identity
 
 
