@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.support.pushgateway",
     "tests.support.prometheus",
     "tests.support.localnode",
+    "tests.support.helm",
 ]
 
 _FOLDER_MARKERS = {

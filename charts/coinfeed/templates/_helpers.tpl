@@ -62,6 +62,17 @@ does: its chart name is the alias `operator` unless operator.nameOverride says o
 {{- printf "%s-pushgateway" (include "coinfeed.fullname" .) -}}
 {{- end -}}
 
+{{/* The Pushgateway's ServiceAccount: its own (default <fullname>-pushgateway) when created;
+with create=false the named one, else the namespace's default. */}}
+{{- define "coinfeed.pushgatewayServiceAccount" -}}
+{{- $sa := .Values.pushgateway.serviceAccount -}}
+{{- if $sa.create -}}
+{{- default (include "coinfeed.pushgatewayName" .) $sa.name -}}
+{{- else -}}
+{{- default "default" $sa.name -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "coinfeed.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: {{ .Values.runAsUser }}

@@ -24,6 +24,24 @@ StatefulSet names must leave room for the controller-revision-hash label. */}}
 {{- define "kafka.zookeeperName" -}}{{ include "kafka.fullname" . }}-zookeeper{{- end -}}
 {{- define "kafka.zookeeperHeadlessName" -}}{{ include "kafka.fullname" . }}-zookeeper-headless{{- end -}}
 
+{{/* The ServiceAccount a component's pods run as: its own (serviceAccount.name, default the
+component's full name) when the chart creates it; with create=false the named one, else the
+namespace's default. Call with (dict "sa" .Values.serviceAccount "fullname" "<name>"). */}}
+{{- define "kafka.serviceAccountName" -}}
+{{- if .sa.create -}}
+{{- default .fullname .sa.name -}}
+{{- else -}}
+{{- default "default" .sa.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kafka.brokerServiceAccount" -}}
+{{- include "kafka.serviceAccountName" (dict "sa" .Values.serviceAccount "fullname" (include "kafka.brokerName" .)) -}}
+{{- end -}}
+{{- define "kafka.zookeeperServiceAccount" -}}
+{{- include "kafka.serviceAccountName" (dict "sa" .Values.zookeeper.serviceAccount "fullname" (include "kafka.zookeeperName" .)) -}}
+{{- end -}}
+
 {{/* Selector labels. Call with (dict "ctx" $ "component" "broker"). */}}
 {{- define "kafka.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "kafka.name" .ctx }}

@@ -7,8 +7,11 @@ The accounts:
 - ``coinfeed-operator``: kopf + ``coinfeed/operator/kube_apply.py`` (the table below);
 - ``coinfeed-spark``: nothing in local mode; executor pods in k8s mode (the admission policy that
   narrows it further is tested in test_chart_spark_rbac.py);
-- the namespace's ``default``: Kafka brokers, ZooKeeper, the Pushgateway, the producers and the
-  helm test pods. None of them calls the API, so the chart binds nothing to it.
+- ``coinfeed-kafka`` (the brokers; KRaft: the combined broker+controller nodes),
+  ``coinfeed-kafka-zookeeper`` and ``coinfeed-pushgateway``: their own accounts, so that nothing
+  granted to the namespace's ``default`` reaches them. None calls the API: no rights, no token;
+- the namespace's ``default``: the producers, executors and the helm test pods. None of them
+  calls the API, so the chart binds nothing to it.
 
 The expected rights are written out here, not read from the chart: widening a Role (say a "*"
 verb, or a rule on secrets) makes the exact rules review and the refusal table fail.
@@ -25,10 +28,13 @@ import yaml
 
 from localnode.apiserver import KubeAPIServer
 from tests.integration.charts.helmtools import (
+    CHARTS,
     REPO,
+    UMBRELLA,
     Helm,
     Obj,
     by_kind,
+    find,
     pod_spec,
     shipped_values,
 )
@@ -37,6 +43,10 @@ from tests.support.apiserver import Kubectl, create_namespace, unique_name
 OPERATOR = "coinfeed-operator"
 SPARK = "coinfeed-spark"
 DEFAULT = "default"
+# The components that call no API, each under its own account (named like its workload).
+KAFKA = "coinfeed-kafka"
+ZOOKEEPER = "coinfeed-kafka-zookeeper"
+PUSHGATEWAY = "coinfeed-pushgateway"
 K8S_VALUES = ["ci/spark-k8s-values.yaml"]
 
 # (apiGroup, resource, verb): the unit of an RBAC grant.
@@ -236,6 +246,20 @@ def _create_as(kubectl: Kubectl, user: str, doc: dict[str, Any]) -> Any:
     )  # fmt: skip
 
 
+def no_api_accounts(chart: str, values: str | None) -> dict[str, str]:
+    """Account -> kind of the workload of the same name that runs as it, for the components
+    that call no API, from the values file (pure): not from the rendering, so an account or a
+    workload gone missing fails."""
+    given = yaml.safe_load((CHARTS / chart / values).read_text()) if values else {}
+    kafka = given if chart == "kafka" else (given.get("kafka") or {})
+    out = {KAFKA: "StatefulSet"}
+    if kafka.get("metadataMode", "zookeeper") == "zookeeper":
+        out[ZOOKEEPER] = "StatefulSet"
+    if chart == UMBRELLA and (given.get("pushgateway") or {}).get("enabled", True):
+        out[PUSHGATEWAY] = "Deployment"
+    return out
+
+
 def sa_user(ns: str, name: str) -> str:
     return f"system:serviceaccount:{ns}:{name}"
 
@@ -245,11 +269,16 @@ def rbac_objects(objs: Iterable[Obj]) -> list[Obj]:
 
 
 def install_rbac(
-    helm: Helm, kubectl: Kubectl, ns: str, values: list[str], sets: Iterable[str] = ()
+    helm: Helm,
+    kubectl: Kubectl,
+    ns: str,
+    values: list[str],
+    sets: Iterable[str] = (),
+    chart: str = UMBRELLA,
 ) -> list[Obj]:
-    """Only the umbrella chart's identities (ServiceAccounts, Roles, bindings, admission
-    policies) into ``ns``: what decides what its pods may do."""
-    objs = rbac_objects(helm.template("coinfeed", values=values, sets=list(sets), namespace=ns))
+    """Only the chart's identities (ServiceAccounts, Roles, bindings, admission policies) into
+    ``ns``: what decides what its pods may do."""
+    objs = rbac_objects(helm.template(chart, values=values, sets=list(sets), namespace=ns))
     kubectl.apply(yaml.safe_dump_all(objs), "-n", ns)
     # The account the other pods run as; no controller-manager here creates it.
     kubectl("create", "serviceaccount", DEFAULT, "-n", ns, check=False)
@@ -281,15 +310,16 @@ def test_each_account_has_exactly_what_its_component_uses(
         OPERATOR: grants(OPERATOR_USES),
         SPARK: grants(SPARK_K8S_USES) if k8s_mode else set(),
         DEFAULT: set(),
+        **{sa: set() for sa in no_api_accounts(UMBRELLA, values)},
     }
     for sa, want in expected.items():
         have = rules_review(kubectl, sa_user(ns, sa), ns) - baseline
         assert have == want, (
             f"{sa}: more than it uses {sorted(have - want)}; less {sorted(want - have)}"
         )
-    # Only the operator's and the Spark account exist besides the namespace's default.
+    # Only these accounts exist besides the namespace's default.
     sas = {o["metadata"]["name"] for o in by_kind(objs, "ServiceAccount")}
-    assert sas == {OPERATOR, SPARK}
+    assert sas == {OPERATOR, SPARK, *no_api_accounts(UMBRELLA, values)}
 
 
 # -- operations just outside, refused ------------------------------------------------------------
@@ -583,8 +613,74 @@ def test_kafka_chart_alone_mounts_no_token_and_binds_nothing(
     helm: Helm, values: str | None
 ) -> None:
     objs = helm.template("kafka", values=[values] if values else [])
-    assert not rbac_objects(objs)
+    # Its own accounts and nothing that grants them anything.
+    assert {o["kind"] for o in rbac_objects(objs)} == {"ServiceAccount"}
+    accounts = {o["metadata"]["name"]: o for o in by_kind(objs, "ServiceAccount")}
+    assert set(accounts) == set(no_api_accounts("kafka", values))
     pods = [o for o in objs if pod_spec(o) is not None]
     assert pods
-    mounted = [o["metadata"]["name"] for o in pods if _effective_automount(pod_spec(o) or {}, {})]
+    mounted = [
+        o["metadata"]["name"] for o in pods if _effective_automount(pod_spec(o) or {}, accounts)
+    ]
     assert not mounted, mounted
+
+
+# -- own accounts for the components that call no API ---------------------------------------------
+
+
+NO_API_MATRIX = [(c, v) for c in ("kafka", UMBRELLA) for v in [None, *shipped_values(c)]]
+# What a stolen token would be used for first.
+TOKEN_ATTEMPTS: dict[str, list[str]] = {
+    "list pods": ["get", "pods"],
+    "list secrets": ["get", "secrets"],
+    "list configmaps": ["get", "configmaps"],
+    "list pods in kube-system": ["get", "pods", "-n", "kube-system"],
+}
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"), NO_API_MATRIX, ids=[f"{c}:{v or 'defaults'}" for c, v in NO_API_MATRIX]
+)
+def test_components_that_call_no_api_run_as_own_accounts_without_rights_or_token(
+    helm: Helm,
+    kubectl: Kubectl,
+    kube_apiserver: KubeAPIServer,
+    baseline: set[Grant],
+    chart: str,
+    values: str | None,
+) -> None:
+    """Kafka brokers, ZooKeeper and the Pushgateway run as their own accounts (never the
+    namespace's default, which anything may be granted to), those accounts have no rights, a
+    token issued for them is refused, and none is mounted."""
+    ns = create_namespace(kubectl, unique_name(f"lp-own-{chart}"))
+    given = [values] if values else []
+    objs = helm.template(chart, values=given, namespace=ns)
+    install_rbac(helm, kubectl, ns, given, chart=chart)
+    accounts = {o["metadata"]["name"]: o for o in by_kind(objs, "ServiceAccount")}
+    bound = {
+        s["name"] for o in objs if o["kind"].endswith("Binding") for s in o.get("subjects", [])
+    }
+    for sa, kind in no_api_accounts(chart, values).items():
+        assert sa in accounts, f"no ServiceAccount {sa} among {sorted(accounts)}"
+        assert accounts[sa].get("automountServiceAccountToken") is False, sa
+        assert sa not in bound, f"{sa} is bound to a role"
+        # The rendered pods run as it, with no token.
+        spec = pod_spec(find(objs, kind, sa)) or {}
+        assert spec.get("serviceAccountName") == sa, (
+            f"{kind}/{sa} runs as {spec.get('serviceAccountName')}"
+        )
+        assert spec.get("automountServiceAccountToken") is False, f"{kind}/{sa} mounts a token"
+        # The API server agrees it may do nothing beyond what every account may ...
+        user = sa_user(ns, sa)
+        assert rules_review(kubectl, user, ns) - baseline == set(), sa
+        cluster = [(g, r, v, "") for g, r in CLUSTER_SCOPED for v in VERBS]
+        escalation = [(g, r, v, ns) for v, r, g in RBAC_ESCALATION]
+        allowed = [k for k, yes in can_i_all(kubectl, user, [*cluster, *escalation]).items() if yes]
+        assert not allowed, f"{sa} may {allowed}"
+        # ... and a token it is issued (TokenRequest) authenticates as it and is refused.
+        as_sa = kubectl.using(kube_apiserver.kubeconfig_for_service_account(ns, sa))
+        whoami = json.loads(as_sa("auth", "whoami", "-o", "json").stdout)
+        assert whoami["status"]["userInfo"]["username"] == user
+        for what, argv in TOKEN_ATTEMPTS.items():
+            proc = as_sa(*argv, *([] if "-n" in argv else ["-n", ns]), check=False)
+            assert _refused(proc), f"{sa} could {what}: {proc.returncode} {proc.stderr}"
