@@ -121,10 +121,13 @@ def ready_times(custom: Any, names: set[str], started: float, timeout: float) ->
     return seen
 
 
-def run_hourly(bootstrap: str, coins: list[str], lake: Path) -> tuple[float, list[float]]:
+def run_hourly(
+    bootstrap: str, coins: list[str], lake: Path, no_batch: bool = False
+) -> tuple[float, list[float]]:
     """One real application of the hourly job (local mode: one JVM) over ``coins`` for the
     benchmark hour: its wall seconds and each coin's own seconds from the job's per-coin report
-    (in the order run)."""
+    (in the order run; in a batched pass each coin's equal share of the pass). ``no_batch``: the
+    job's ``--no-batch``, one Kafka read and one pass per coin."""
     from benchmarks.bench_spark import HOUR, NOW
 
     hour = f"{HOUR:%Y-%m-%dT%H}"
@@ -132,6 +135,7 @@ def run_hourly(bootstrap: str, coins: list[str], lake: Path) -> tuple[float, lis
         *(sys.executable, "-m", "coinfeed", "hourly", "--coin", ",".join(coins)),
         *("--bootstrap", bootstrap, "--lake", str(lake), "--from", hour, "--to", hour),
         *("--now", NOW.isoformat(), "--master", "local[2]", "--shuffle-partitions", "4"),
+        *(["--no-batch"] if no_batch else []),
     ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -143,7 +147,13 @@ def run_hourly(bootstrap: str, coins: list[str], lake: Path) -> tuple[float, lis
 
 
 def shared_job_figures(
-    bootstrap: str, work: Path, job_coins: int, tweets: int, ticks: int, feeds: int = 100
+    bootstrap: str,
+    work: Path,
+    job_coins: int,
+    tweets: int,
+    ticks: int,
+    feeds: int = 100,
+    no_batch: bool = False,
 ) -> dict[str, Any]:
     """Applications and JVM-seconds per hour for ``feeds`` feeds on one schedule, shared jobs vs
     one application per feed, from two real job runs (``job_coins`` coins, then 1 coin).
@@ -161,7 +171,7 @@ def shared_job_figures(
         produce(bootstrap, coin, *generate(coin, tweets, ticks, seed=i))
     # The N-coin run first: whatever the first run warms (page cache, bytecode) favours the
     # baseline's 1-coin run, not the shared one.
-    many_s, per_coin = run_hourly(bootstrap, coins, work / "lake-n")
+    many_s, per_coin = run_hourly(bootstrap, coins, work / "lake-n", no_batch)
     one_s, _ = run_hourly(bootstrap, coins[:1], work / "lake-1")
     others = per_coin[1:]
     added_coin_s = sum(others) / len(others) if others else 0.0
@@ -182,6 +192,7 @@ def shared_job_figures(
     return {
         "feeds": feeds,
         "job_coins_measured": job_coins,
+        "job_batched": not no_batch,
         "tweets_per_coin_hour": tweets,
         "ticks_per_coin_hour": ticks,
         "run_1_coin_s": round(one_s, 2),
@@ -220,6 +231,11 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument(
         "--jobs-only", action="store_true", help="only the hourly job runs (no operator rounds)"
+    )
+    p.add_argument(
+        "--job-no-batch",
+        action="store_true",
+        help="run the N-coin job with --no-batch (one pass per coin, as before batching)",
     )
     args = p.parse_args(argv)
     sizes = [] if args.jobs_only else [1, 10] if args.quick else [1, 10, 100]
@@ -329,7 +345,12 @@ def main(argv: list[str]) -> int:
         if not args.no_jobs:
             shared.update(
                 shared_job_figures(
-                    kafka.bootstrap, work, args.job_coins, args.job_tweets, ticks=360
+                    kafka.bootstrap,
+                    work,
+                    args.job_coins,
+                    args.job_tweets,
+                    ticks=360,
+                    no_batch=args.job_no_batch,
                 )
             )
             print(

@@ -11,13 +11,13 @@ are quarantined in their arrival hour too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
-from coinfeed.spark.hours import DEFAULT_GRACE, HOUR
+from coinfeed.spark.hours import DEFAULT_GRACE, HOUR, group_by_plan
 from coinfeed.spark.parse import EVENT_TIME, Parsed
 from coinfeed.topics import TopicKind
 
@@ -46,8 +46,36 @@ def with_hour(df: DataFrame, ts: Column) -> DataFrame:
     )
 
 
+# The hours a pass processes: one list for every coin, or each coin's own (a batched pass, where
+# coins amend different earlier hours).
+Hours = Sequence[datetime] | Mapping[str, Sequence[datetime]]
+
+
 def _in_hours(col: Column, hours: Sequence[datetime]) -> Column:
     return col.isin([F.lit(h) for h in hours])
+
+
+def topic_coin(topic: Column) -> Column:
+    """The coin of a ``coinfeed.<coin>.<kind>`` topic name (a record of a batched read belongs to
+    the coin of the topic it came from; the checks reject a record whose coin differs)."""
+    return F.split(topic, r"\.").getItem(1)
+
+
+def in_coin_hours(
+    coin: Column, hour: Column, hours_by_coin: Mapping[str, Sequence[datetime]]
+) -> Column:
+    """True where ``hour`` is one of ``coin``'s hours (coins with the same hours share one test)."""
+    test = F.lit(False)
+    for hours, coins in group_by_plan(hours_by_coin):
+        if hours:
+            test = test | (coin.isin(coins) & _in_hours(hour, hours))
+    return test
+
+
+def _in_plan(hour: Column, hours: Hours) -> Column:
+    if isinstance(hours, Mapping):
+        return in_coin_hours(topic_coin(F.col("kafka_topic")), hour, hours)
+    return _in_hours(hour, hours)
 
 
 def _grace_seconds(grace: timedelta) -> int:
@@ -61,7 +89,7 @@ def _bound(grace: timedelta, lateness: timedelta | None) -> timedelta:
 def on_time_records(
     parsed: Parsed,
     kind: TopicKind,
-    hours: Sequence[datetime],
+    hours: Hours,
     grace: timedelta = DEFAULT_GRACE,
     lateness: timedelta | None = None,
 ) -> DataFrame:
@@ -72,27 +100,31 @@ def on_time_records(
     bound = _bound(grace, lateness)
     deadline = F.col("hour_start") + F.expr(f"INTERVAL {_grace_seconds(HOUR + bound)} SECONDS")
     return df.where(
-        _in_hours(F.col("hour_start"), hours) & (k >= F.col("hour_start")) & (k < deadline)
+        _in_plan(F.col("hour_start"), hours) & (k >= F.col("hour_start")) & (k < deadline)
     ).drop("key", "value")
 
 
 def late_event_hours(
     parsed: Parsed,
     kind: TopicKind,
-    hours: Sequence[datetime],
+    hours: Hours,
     grace: timedelta,
     lateness: timedelta,
     oldest: datetime,
     now: datetime,
 ) -> DataFrame:
     """``hour_start`` of closed hours outside ``hours`` (not older than ``oldest``) that valid
-    records arriving after ``grace`` but within ``lateness`` belong to: the hours to amend."""
+    records arriving after ``grace`` but within ``lateness`` belong to: the hours to amend. With
+    ``hours`` per coin, ``coin, hour_start``: each coin amends its own hours."""
     df = with_hour(parsed.records, F.col(EVENT_TIME[kind]))
     k, start = F.col("kafka_timestamp"), F.col("hour_start")
     closed_by = F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
     bound = F.expr(f"INTERVAL {_grace_seconds(HOUR + _bound(grace, lateness))} SECONDS")
     late = (k >= start + closed_by) & (k < start + bound)
     wanted = late & (start >= F.lit(oldest)) & (start + closed_by <= F.lit(now))
+    if isinstance(hours, Mapping):
+        found = df.where(wanted & ~_in_plan(start, hours))
+        return found.select(topic_coin(F.col("kafka_topic")).alias("coin"), "hour_start").distinct()
     return df.where(wanted & ~_in_hours(start, hours)).select("hour_start").distinct()
 
 
@@ -105,7 +137,7 @@ def late_merged(counted: DataFrame, grace: timedelta) -> Column:
 def quarantined(
     parsed: Parsed,
     kind: TopicKind,
-    hours: Sequence[datetime],
+    hours: Hours,
     grace: timedelta = DEFAULT_GRACE,
     lateness: timedelta | None = None,
     oldest: datetime | None = None,
@@ -153,6 +185,6 @@ def quarantined(
         "reason",
     ]
     both = misplaced.select(*cols).unionByName(parsed.rejected.select(*cols))
-    coin = F.split(F.col("kafka_topic"), r"\.").getItem(1)
-    out = with_hour(both, k).where(_in_hours(F.col("hour_start"), hours))
+    out = with_hour(both, k).where(_in_plan(F.col("hour_start"), hours))
+    coin = topic_coin(F.col("kafka_topic"))
     return out.withColumn("coin", coin).withColumn("kind", F.lit(kind)).select(*QUARANTINE_COLUMNS)

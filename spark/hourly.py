@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--no-batch",
+        action="store_true",
+        help=(
+            "process the coins one at a time (one Kafka read and one pass each), as before "
+            "batching; by default coins with the same hours to process share one pass"
+        ),
+    )
+    p.add_argument(
         "--master",
         default=None,
         help="Spark master (default: spark-submit's, else local[*] on loopback)",
@@ -157,8 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_kafka(spark: Any, bootstrap: str, topic: str, windows: Sequence[Any]) -> Any:
-    """Raw rows of ``topic`` whose Kafka timestamp falls in one of ``windows``."""
+def _read_kafka(
+    spark: Any, bootstrap: str, topics: str | Sequence[str], windows: Sequence[Any]
+) -> Any:
+    """Raw rows of ``topics`` whose Kafka timestamp falls in one of ``windows`` (one read of all
+    the topics per window: ``subscribe`` takes a comma list)."""
+    topic = topics if isinstance(topics, str) else ",".join(topics)
+    if not windows:
+        # A caller with nothing to read must skip the read: an empty union has no schema.
+        raise ValueError(f"no Kafka timestamp window to read for topic {topic}")
     # Security (SASL/TLS) from the COINFEED_KAFKA_* variables and mounted files: passed as
     # reader options in-process, never on the spark-submit command line.
     security = spark_kafka_options(security_from_env())
@@ -215,6 +230,32 @@ def missing_topics(
     return [t for t in topics if t not in existing]
 
 
+def missing_topic_errors(spark: Any, bootstrap: str, coins: Sequence[str]) -> dict[str, str]:
+    """Coin -> why it cannot run, for the ``coins`` whose topics Kafka lacks (one admin call)."""
+    kinds: tuple[TopicKind, ...] = ("prices", "tweets")
+    missing = set(
+        missing_topics(
+            spark,
+            bootstrap,
+            [topic_name(c, k) for c in coins for k in kinds],
+            spark_kafka_options(security_from_env()),
+        )
+    )
+    errors: dict[str, str] = {}
+    for coin in coins:
+        gone = [t for t in (topic_name(coin, k) for k in kinds) if t in missing]
+        if gone:
+            errors[coin] = f"topic {', '.join(gone)} does not exist in Kafka"
+    return errors
+
+
+def fallback_coins(coins: Sequence[str], failed: bool) -> list[str]:
+    """The coins to re-run one at a time after a batched pass: all of them when the pass raised
+    (one coin must never fail another), none when it succeeded; a pass of one coin already was
+    the per-coin path, so its error is that coin's own."""
+    return list(coins) if failed and len(coins) > 1 else []
+
+
 def process_coin(
     spark: Any,
     args: argparse.Namespace,
@@ -224,13 +265,39 @@ def process_coin(
     now: datetime | None = None,
 ) -> Any:
     """Run the pipeline for one coin's hours (plus the earlier hours late records amend); returns
-    its :class:`CoinRun`."""
+    its :class:`CoinRun`. A missing topic raises ``LookupError`` naming it."""
+    bootstrap = ",".join(bootstrap_servers(args.bootstrap))
+    error = missing_topic_errors(spark, bootstrap, [coin]).get(coin)
+    if error:
+        raise LookupError(error)
+    return process_batch(spark, args, [coin], hours, grace, now)[coin]
+
+
+def process_batch(
+    spark: Any,
+    args: argparse.Namespace,
+    coins: Sequence[str],
+    hours: list[datetime],
+    grace: timedelta,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Run the pipeline once for ``coins`` that share the same ``hours`` and whose topics exist:
+    one Kafka read per kind over all their topics, one validation/dedup/aggregation pass and one
+    write per dataset. Each coin keeps its own hours (the earlier hours its late records amend)
+    and gets its own :class:`CoinRun`; the pass's stage seconds are shared out equally."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
     from coinfeed.spark import hours as hr
     from coinfeed.spark import lake
-    from coinfeed.spark.assign import late_event_hours, late_merged, on_time_records, quarantined
+    from coinfeed.spark.assign import (
+        in_coin_hours,
+        late_event_hours,
+        late_merged,
+        on_time_records,
+        quarantined,
+        topic_coin,
+    )
     from coinfeed.spark.dedup import deduplicate
     from coinfeed.spark.join import hourly_stats
     from coinfeed.spark.parse import check, split
@@ -239,71 +306,79 @@ def process_coin(
     from coinfeed.spark.summary import CoinRun, LatestHour, platform_figures
     from coinfeed.spark.tweets import tweet_hourly
 
+    coins = list(coins)
     retention = timedelta(hours=args.retention_hours)
     lateness = hr.lateness_bound(
         timedelta(hours=getattr(args, "max_lateness_hours", 0)), retention, grace
     )
     late_on = now is not None and lateness > grace
     oldest = hr.oldest_retained_hour(now, retention) if now is not None else None
-    run = CoinRun(coin=coin, hours=hours)
+    runs = {coin: CoinRun(coin=coin, hours=list(hours)) for coin in coins}
     windows = (
         hr.read_windows(hours, grace, lateness, now) if late_on else hr.read_windows(hours, grace)
     )
     bootstrap = ",".join(bootstrap_servers(args.bootstrap))
-    missing = missing_topics(
-        spark,
-        bootstrap,
-        [topic_name(coin, k) for k in ("prices", "tweets")],
-        spark_kafka_options(security_from_env()),
-    )
-    if missing:
-        raise LookupError(f"topic {', '.join(missing)} does not exist in Kafka")
+    if len(coins) > 1:
+        log.info(
+            "batched pass",
+            extra={"coins": coins, "hours": [f"{h:%Y-%m-%dT%H}" for h in hours]},
+        )
     persisted: list[Any] = []
-
+    stage_seconds: dict[str, float] = {}
     mark = [time.monotonic()]
 
     def stage(name: str) -> None:
         # Stage times are measured between actions (count/write), so each covers the lazy work
         # that action triggered.
         now_ = time.monotonic()
-        run.stage_seconds[name] = run.stage_seconds.get(name, 0.0) + now_ - mark[0]
+        stage_seconds[name] = stage_seconds.get(name, 0.0) + now_ - mark[0]
         mark[0] = now_
 
     def keep(df: Any) -> Any:
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
+    def per_coin(df: Any, *aggs: Any) -> dict[str, Any]:
+        # One small aggregation per figure for all coins; a coin without rows is absent.
+        return {r["coin"]: r for r in df.groupBy("coin").agg(*aggs).collect()}
+
     kinds: tuple[TopicKind, ...] = ("prices", "tweets")
+    topics = {kind: [topic_name(c, kind) for c in coins] for kind in kinds}
     checked: dict[str, Any] = {}
     for kind in kinds:
-        checked[kind] = keep(
-            check(_read_kafka(spark, bootstrap, topic_name(coin, kind), windows), kind)
-        )
-    all_hours = list(hours)
+        checked[kind] = keep(check(_read_kafka(spark, bootstrap, topics[kind], windows), kind))
+    all_hours: dict[str, list[datetime]] = {c: list(hours) for c in coins}
     if late_on and now is not None and oldest is not None:
-        # Late records of earlier hours: those hours are recomputed from their full window.
-        amended: set[datetime] = set()
+        # Late records of earlier hours: those hours (each coin's own) are recomputed from their
+        # full window.
+        amended: dict[str, set[datetime]] = {c: set() for c in coins}
         for kind in kinds:
             found = late_event_hours(
-                split(checked[kind], kind), kind, hours, grace, lateness, oldest, now
+                split(checked[kind], kind), kind, all_hours, grace, lateness, oldest, now
             )
-            amended |= _collect_hours(found)
-        if amended:
-            run.amended_hours = sorted(amended)
-            all_hours = sorted(set(hours) | amended)
-            extra = hr.subtract_windows(
-                hr.read_windows(run.amended_hours, grace, lateness, now), windows
-            )
+            for coin, hour in _collect_coin_hours(found):
+                amended[coin].add(hour)
+        for coin in coins:
+            if amended[coin]:
+                runs[coin].amended_hours = sorted(amended[coin])
+                all_hours[coin] = sorted(set(hours) | amended[coin])
+        every_amended = sorted(set().union(*amended.values()))
+        extra = hr.subtract_windows(hr.read_windows(every_amended, grace, lateness, now), windows)
+        # An amended hour inside the merged read window needs no extra read: its records are in.
+        if extra:
             for kind in kinds:
-                more = check(_read_kafka(spark, bootstrap, topic_name(coin, kind), extra), kind)
+                more = check(_read_kafka(spark, bootstrap, topics[kind], extra), kind)
                 checked[kind] = keep(checked[kind].unionByName(more))
     deduped: dict[str, Any] = {}
     quarantine_parts = []
     for kind in kinds:
         arrival = F.date_trunc("hour", F.col("timestamp"))
-        run.rows_read[kind] = (
-            checked[kind].where(arrival.isin([F.lit(h) for h in all_hours])).count()
-        )
+        read = checked[kind].withColumn("coin", topic_coin(F.col("topic")))
+        read = read.where(in_coin_hours(F.col("coin"), arrival, all_hours))
+        for coin, r in per_coin(read, F.count(F.lit(1)).alias("n")).items():
+            runs[coin].rows_read[kind] = int(r["n"])
+        for run in runs.values():
+            run.rows_read.setdefault(kind, 0)
         stage(f"read_validate_{kind}")
         parsed = split(checked[kind], kind)
         # Not persisted: ``checked`` is, so counting these re-runs only from_json and filters.
@@ -314,9 +389,19 @@ def process_coin(
         if kind == "tweets":
             unique = with_sentiment(unique)
         deduped[kind] = keep(unique)
-        totals = counted.agg(F.count(F.lit(1)), F.sum(late_merged(counted, grace))).first()
-        run.late_records += int(totals[1] or 0)
-        run.duplicates[kind] = int(totals[0]) - deduped[kind].count()
+        totals = per_coin(
+            counted,
+            F.count(F.lit(1)).alias("n"),
+            F.sum(late_merged(counted, grace)).alias("late"),
+        )
+        uniques = per_coin(deduped[kind], F.count(F.lit(1)).alias("n"))
+        for coin, run in runs.items():
+            total = totals.get(coin)
+            run.late_records += int((total["late"] if total else 0) or 0)
+            kept = uniques.get(coin)
+            run.duplicates[kind] = (int(total["n"]) if total else 0) - (
+                int(kept["n"]) if kept else 0
+            )
         stage("dedup_sentiment_tweets" if kind == "tweets" else "dedup_prices")
         quarantine_parts.append(
             quarantined(
@@ -330,10 +415,14 @@ def process_coin(
         )
 
     q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
-    run.quarantined = q.count()
-    if run.quarantined:
-        first = q.orderBy("kafka_topic", "kafka_partition", "kafka_offset").select("reason").first()
-        run.first_rejection = first.reason if first else None
+    # Per coin, the reason of its first record by Kafka position (all its topics sort together).
+    position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
+    rejections = per_coin(
+        q, F.count(F.lit(1)).alias("n"), F.min_by("reason", position).alias("first")
+    )
+    for coin, r in rejections.items():
+        runs[coin].quarantined = int(r["n"])
+        runs[coin].first_rejection = r["first"] if r["n"] else None
     stage("quarantine")
     hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
     hourly.count()
@@ -343,52 +432,33 @@ def process_coin(
     # run killed in between leaves a gap that the next run fills.
     raw_prices = deduped["prices"].drop("hour_start")
     raw_tweets = deduped["tweets"].drop("hour_start")
-    # Every dataset is rewritten for exactly these hours: a partition the output lacks is removed.
-    lake.write_partitions(
-        raw_prices,
-        lake.dataset_path(args.lake, lake.RAW_PRICES),
-        ("ts", "source"),
-        coin=coin,
-        hours=all_hours,
+    # Every dataset is rewritten for exactly each coin's hours: a partition the output lacks is
+    # removed.
+    outputs = (
+        (raw_prices, lake.RAW_PRICES, ("ts", "source")),
+        (raw_tweets, lake.RAW_TWEETS, ("created_at", "id")),
+        (q, lake.QUARANTINE, ("kind", "kafka_topic", "kafka_partition", "kafka_offset")),
+        (hourly, lake.HOURLY, ("hour_start",)),
     )
-    lake.write_partitions(
-        raw_tweets,
-        lake.dataset_path(args.lake, lake.RAW_TWEETS),
-        ("created_at", "id"),
-        coin=coin,
-        hours=all_hours,
-    )
-    lake.write_partitions(
-        q,
-        lake.dataset_path(args.lake, lake.QUARANTINE),
-        ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
-        coin=coin,
-        hours=all_hours,
-    )
-    lake.write_partitions(
-        hourly,
-        lake.dataset_path(args.lake, lake.HOURLY),
-        ("hour_start",),
-        coin=coin,
-        hours=all_hours,
-    )
+    for df, dataset, order in outputs:
+        lake.write_partitions(
+            df, lake.dataset_path(args.lake, dataset), order, hours_by_coin=all_hours
+        )
     stage("write")
-    run.rows_written = {
-        lake.RAW_PRICES: raw_prices.count(),
-        lake.RAW_TWEETS: raw_tweets.count(),
-        lake.QUARANTINE: run.quarantined,
-        lake.HOURLY: hourly.count(),
-    }
+    written = {dataset: per_coin(df, F.count(F.lit(1)).alias("n")) for df, dataset, _ in outputs}
+    for coin, run in runs.items():
+        run.rows_written = {
+            dataset: int(counts[coin]["n"]) if coin in counts else 0
+            for dataset, counts in written.items()
+        }
     # Epoch seconds, not the timestamp: collect() renders timestamps in this process's local zone.
-    newest = (
-        hourly.withColumn("_epoch", F.unix_timestamp("hour_start"))
-        .orderBy(F.col("hour_start").desc())
-        .limit(1)
-        .collect()
-    )
-    if newest:
-        r = newest[0]
-        run.latest = LatestHour(
+    # One row per coin and hour: small enough to pick each coin's newest here.
+    newest: dict[str, Any] = {}
+    for r in hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect():
+        if r.coin not in newest or r._epoch > newest[r.coin]._epoch:
+            newest[r.coin] = r
+    for coin, r in newest.items():
+        runs[coin].latest = LatestHour(
             hour_start=datetime.fromtimestamp(r._epoch, UTC),
             close=r.close,
             log_return=r.log_return,
@@ -399,15 +469,18 @@ def process_coin(
         )
     for df in persisted:
         df.unpersist()
-    return run
+    for run in runs.values():
+        run.stage_seconds = {k: v / len(coins) for k, v in stage_seconds.items()}
+    return runs
 
 
-def _collect_hours(hours: Any) -> set[datetime]:
-    """``hour_start`` values as UTC datetimes (collect() renders timestamps in the local zone)."""
+def _collect_coin_hours(found: Any) -> set[tuple[str, datetime]]:
+    """``(coin, hour_start)`` rows as UTC datetimes (collect() renders timestamps in the local
+    zone)."""
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
-    rows = hours.select(F.unix_timestamp("hour_start").alias("e")).collect()
-    return {datetime.fromtimestamp(r.e, UTC) for r in rows}
+    rows = found.select("coin", F.unix_timestamp("hour_start").alias("e")).collect()
+    return {(r.coin, datetime.fromtimestamp(r.e, UTC)) for r in rows}
 
 
 def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
@@ -448,11 +521,17 @@ class _Outcome:
         self.runs: list[Any] = []  # CoinRun of each coin that finished
         self.errors: dict[str, str] = {}  # coin -> why it failed
         self.fatal = ""  # why the run could not start
+        self.order: list[str] = []  # the coins as given
 
     def message(self) -> str:
+        """The termination message, coins in the order given: batched passes finish them in
+        another order, and the message must not depend on it."""
         from coinfeed.spark.summary import termination_message
 
-        return termination_message(self.runs, self.errors, self.fatal)
+        rank = {coin: i for i, coin in enumerate(self.order)}
+        runs = sorted(self.runs, key=lambda r: rank.get(r.coin, len(rank)))
+        errors = dict(sorted(self.errors.items(), key=lambda e: rank.get(e[0], len(rank))))
+        return termination_message(runs, errors, self.fatal)
 
 
 def write_termination_log(path: str, text: str) -> None:
@@ -493,6 +572,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
 
     try:
         coins = _coins(args.coin)
+        outcome.order = coins
         if not args.lake:
             usage_error(f"--lake is required (or set ${LAKE_ENV})")
         bootstrap_servers(args.bootstrap)  # validate early, with a clear message
@@ -534,9 +614,80 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         print(f"coinfeed hourly: cannot start: {exc}", file=sys.stderr)
         return 2
     spark = build_session("coinfeed-hourly", conf)
+
+    def finish(coin: str, run: Any, seconds: float) -> None:
+        """Report one coin's run; a run whose every record was rejected fails that coin alone."""
+        try:
+            run.skipped_open_hours = skips[coin]
+            run.duration_seconds = seconds
+            rejected = all_rejected(run)
+            print(run.report(), flush=True)
+            if rejected:
+                # Quarantine is written; the feed still fails, alone and with its reason.
+                raise ValueError(rejected)
+            outcome.runs.append(run)
+            if args.pushgateway:
+                push(args.pushgateway, success_registry(run, time.time()), coin, replace=True)
+        except Exception as exc:
+            fail(coin, exc)
+
+    def fail(coin: str, exc: BaseException) -> None:
+        outcome.errors[coin] = describe_error(exc)
+        log.error("hourly run failed", exc_info=exc, extra={"coin": coin})
+        if args.pushgateway:
+            try:
+                push(args.pushgateway, failure_registry(coin, time.time()), coin, replace=False)
+            except OSError:
+                log.exception("could not push the failure metric", extra={"coin": coin})
+
+    def run_alone(coin: str, todo: list[datetime]) -> None:
+        """The per-coin path: topic check + a pass of this coin alone."""
+        started = time.monotonic()
+        try:
+            run = process_coin(spark, args, coin, todo, grace, now) if todo else CoinRun(coin=coin)
+        except Exception as exc:
+            fail(coin, exc)
+            return
+        finish(coin, run, planning[coin] + time.monotonic() - started)
+
+    def run_pass(coins: list[str], todo: list[datetime]) -> None:
+        """One batched pass of ``coins`` (same hours); if it raises, each coin runs alone."""
+        started = time.monotonic()
+        present = coins
+        try:
+            missing = missing_topic_errors(
+                spark, ",".join(bootstrap_servers(args.bootstrap)), coins
+            )
+            for coin, error in missing.items():
+                fail(coin, LookupError(error))
+            present = [c for c in coins if c not in missing]
+            runs = process_batch(spark, args, present, todo, grace, now) if present else {}
+        except Exception as exc:
+            alone = fallback_coins(present, failed=True)
+            if not alone:
+                for coin in present:
+                    fail(coin, exc)
+                return
+            log.warning(
+                "batched pass failed, its coins run one at a time",
+                exc_info=exc,
+                extra={"coins": alone},
+            )
+            for coin in alone:
+                run_alone(coin, todo)
+            return
+        # The pass's time, shared out equally: the reports' durations still add up to the run.
+        share = (time.monotonic() - started) / max(len(present), 1)
+        for coin in present:
+            finish(coin, runs[coin], planning[coin] + share)
+
+    plans: dict[str, list[datetime]] = {}
+    skips: dict[str, list[datetime]] = {}
+    planning: dict[str, float] = {}  # seconds each coin's gap search took
     try:
         for coin in coins:
             started = time.monotonic()
+            skips[coin] = []
             try:
                 gaps: list[datetime] = []
                 if not explicit and not args.no_gaps:
@@ -546,41 +697,25 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
                         timedelta(hours=args.retention_hours),
                         grace,
                     )
-                todo, skipped = hr.plan_hours(requested, gaps, now, grace)
-                for h in skipped:
-                    log.warning(
-                        "hour not closed yet, skipped",
-                        extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
-                    )
-                run = (
-                    process_coin(spark, args, coin, todo, grace, now)
-                    if todo
-                    else CoinRun(coin=coin)
-                )
-                run.skipped_open_hours = skipped
-                run.duration_seconds = time.monotonic() - started
-                rejected = all_rejected(run)
-                if rejected:
-                    # Quarantine is written; the feed still fails, alone and with its reason.
-                    print(run.report(), flush=True)
-                    raise ValueError(rejected)
-                print(run.report(), flush=True)
-                outcome.runs.append(run)
-                if args.pushgateway:
-                    push(args.pushgateway, success_registry(run, time.time()), coin, replace=True)
+                plans[coin], skips[coin] = hr.plan_hours(requested, gaps, now, grace)
             except Exception as exc:
-                outcome.errors[coin] = describe_error(exc)
-                log.exception("hourly run failed", extra={"coin": coin})
-                if args.pushgateway:
-                    try:
-                        push(
-                            args.pushgateway,
-                            failure_registry(coin, time.time()),
-                            coin,
-                            replace=False,
-                        )
-                    except OSError:
-                        log.exception("could not push the failure metric", extra={"coin": coin})
+                fail(coin, exc)
+                continue
+            for h in skips[coin]:
+                log.warning(
+                    "hour not closed yet, skipped",
+                    extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
+                )
+            planning[coin] = time.monotonic() - started
+            if args.no_batch:
+                run_alone(coin, plans[coin])
+        if not args.no_batch:
+            for todo, group in hr.group_by_plan(plans):
+                if todo and len(group) > 1:
+                    run_pass(group, todo)
+                else:
+                    for coin in group:
+                        run_alone(coin, todo)
     finally:
         spark.stop()
     return 1 if outcome.errors else 0

@@ -9,7 +9,7 @@ window, processing an hour alone, with its neighbours, or again later gives the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -115,6 +115,17 @@ def plan_hours(
     )
     skipped = sorted({floor_hour(h) for h in requested if not is_closed(floor_hour(h), now, grace)})
     return todo, skipped
+
+
+def group_by_plan(
+    plans: Mapping[str, Sequence[datetime]],
+) -> list[tuple[list[datetime], list[str]]]:
+    """``(hours, coins)`` for each distinct plan of ``plans`` (coin -> hours to process), in the
+    order coins first appear: coins with the same hours can share one read, one pass, one write."""
+    groups: dict[tuple[datetime, ...], list[str]] = {}
+    for coin, hours in plans.items():
+        groups.setdefault(tuple(sorted({floor_hour(h) for h in hours})), []).append(coin)
+    return [(list(hours), coins) for hours, coins in groups.items()]
 
 
 @dataclass(frozen=True)

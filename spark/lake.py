@@ -10,7 +10,7 @@ the same rows in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -47,15 +47,32 @@ def stale_partitions(
     return [p for p in wanted if p not in have]
 
 
+def stale_coin_partitions(
+    path: str,
+    hours_by_coin: Mapping[str, Iterable[datetime]],
+    present: Iterable[tuple[str, str, int]],
+) -> list[str]:
+    """:func:`stale_partitions` for several coins at once, each with its own processed hours (a
+    batched pass: coins may amend different earlier hours)."""
+    present = list(present)
+    return [
+        p
+        for coin, hours in hours_by_coin.items()
+        for p in stale_partitions(path, coin, hours, present)
+    ]
+
+
 def write_partitions(
     df: DataFrame,
     path: str,
     order: Sequence[str],
     coin: str | None = None,
     hours: Iterable[datetime] = (),
+    hours_by_coin: Mapping[str, Iterable[datetime]] | None = None,
 ) -> None:
     """Replace exactly the coin/date/hour partitions of ``hours`` (one sorted file each): those
-    present in ``df`` are overwritten, those of ``coin`` it has no rows for are deleted."""
+    present in ``df`` are overwritten, those of ``coin`` it has no rows for are deleted.
+    ``hours_by_coin`` does the same for several coins written together."""
     (
         df.repartition(*PARTITION_COLUMNS)
         .sortWithinPartitions(*PARTITION_COLUMNS, *order)
@@ -64,14 +81,17 @@ def write_partitions(
         .partitionBy(*PARTITION_COLUMNS)
         .parquet(path)
     )
-    hours = list(hours)
-    if coin is None or not hours:
+    wanted = {c: list(h) for c, h in (hours_by_coin or {}).items()}
+    if coin is not None:
+        wanted[coin] = [*wanted.get(coin, []), *hours]
+    wanted = {c: h for c, h in wanted.items() if h}
+    if not wanted:
         return
     present = [
         (r["coin"], r["date"], int(r["hour"]))
         for r in df.select(*PARTITION_COLUMNS).distinct().collect()
     ]
-    delete_dirs(df.sparkSession, stale_partitions(path, coin, hours, present))
+    delete_dirs(df.sparkSession, stale_coin_partitions(path, wanted, present))
 
 
 def delete_dirs(spark: Any, dirs: Sequence[str]) -> None:

@@ -6,6 +6,9 @@
   on-time coin's.
 * Three feeds in one application: one topic missing, one topic full of bad records, one good. The
   good feed's hours are exact; the other two fail alone, each with its own reason.
+* Batched passes: five feeds in two passes (coins grouped by the hours they need) give the same
+  lake, summary lines and termination message as ``--no-batch`` (one pass per coin), including a
+  missing topic, an all-bad feed and a late-amended hour inside a gapped backfill's read window.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pytest
 from coinfeed.hourly_status import parse
 from coinfeed.kafka import make_admin, make_producer
 from coinfeed.schemas import PriceTick, Tweet
-from coinfeed.topics import feed_topics
+from coinfeed.topics import TopicKind, feed_topics
 
 ON_TIME, LATE, GOOD, BAD, MISSING = "lateref", "latecoin", "feedgood", "feedbad", "feedgone"
 
@@ -108,6 +111,14 @@ def kafka(kafka_cluster: Any) -> Iterator[str]:
 
 
 def run_job(bootstrap: str, lake: Path, now: str, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    done = run_hourly(bootstrap, lake, now, *args, "--lookback-hours", "1", "--no-gaps")
+    lines = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith('{"')]
+    return done.returncode, lines
+
+
+def run_hourly(
+    bootstrap: str, lake: Path, now: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -126,13 +137,8 @@ def run_job(bootstrap: str, lake: Path, now: str, *args: str) -> tuple[int, list
         "2",
         "--driver-memory",
         "512m",
-        "--lookback-hours",
-        "1",
-        "--no-gaps",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    lines = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith('{"')]
-    return done.returncode, lines
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 def hourly_row(lake: Path, coin: str, hour: int) -> dict[str, Any]:
@@ -230,3 +236,155 @@ def test_one_application_many_feeds_each_fails_alone(kafka: str, tmp_path: Path)
     assert len(q) == 12 and all(r["reason"] for r in q)
     assert not (lake / "hourly" / f"coin={BAD}").exists()
     assert not (lake / "raw" / "prices" / f"coin={MISSING}").exists()
+
+
+B_LATE, B_PAIR, B_GOOD, B_BAD, B_GONE = "btlate", "btpair", "btgood", "btbad", "btgone"
+
+
+def hour_records(coin: str, hh: int) -> list[tuple[TopicKind, bytes]]:
+    """One hour of a coin: ticks and tweets whose figures differ by coin and hour."""
+    out: list[tuple[TopicKind, bytes]] = []
+    base = 100.0 + 10 * hh + len(coin)
+    for i, mm in enumerate((0, 10, 25, 40, 55)):
+        price = base + (i * 7 + hh) % 5
+        tick = PriceTick(coin=coin, source="binance", pair="X/USDT", ts=at(hh, mm), price=price)
+        out.append(("prices", tick.to_json()))
+    for i, text in enumerate(["great day", "terrible crash", "the market", "love it"]):
+        post = Tweet(
+            coin=coin,
+            id=f"{hh}{100 + i}",
+            created_at=at(hh, 5 + 9 * i),
+            text=text,
+            author_id=str((i + hh) % 3),
+            like_count=i + hh,
+            hashtags=["btc"] if (i + hh) % 2 else [],
+        )
+        out.append(("tweets", post.to_json()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch_feeds(kafka: str) -> str:
+    """Five feeds for hours 00..03: two good ones (one with records of hour 01 arriving at 02:30,
+    late), a third good one, one with only bad records, one without its prices topic."""
+    from kafka.admin import NewTopic
+
+    topics = [t for c in (B_LATE, B_PAIR, B_GOOD, B_BAD) for t in feed_topics(c).values()]
+    topics.append(feed_topics(B_GONE)["tweets"])
+    admin = make_admin(kafka)
+    admin.create_topics(
+        [
+            NewTopic(
+                t, num_partitions=2, replication_factor=3, topic_configs={"retention.ms": "-1"}
+            )
+            for t in topics
+        ]
+    )
+    admin.close()
+    sends: list[tuple[str, bytes, datetime]] = []
+    for coin in (B_LATE, B_PAIR, B_GOOD, B_GONE):
+        for hh in range(4):
+            sends += [
+                (feed_topics(coin)[k], v, at(hh, 30 + i))
+                for i, (k, v) in enumerate(hour_records(coin, hh))
+                if coin != B_GONE or k == "tweets"
+            ]
+    late_tick = PriceTick(coin=B_LATE, source="binance", pair="X/USDT", ts=at(1, 50), price=97.5)
+    late_post = Tweet(coin=B_LATE, id="9001", created_at=at(1, 45), text="so bad", author_id="9")
+    sends += [
+        (feed_topics(B_LATE)["prices"], late_tick.to_json(), at(2, 30)),
+        (feed_topics(B_LATE)["tweets"], late_post.to_json(), at(2, 31)),
+    ]
+    for hh in range(4):
+        sends.append((feed_topics(B_BAD)["prices"], b'{"coin": "btbad", "price": ', at(hh, 5)))
+        sends.append((feed_topics(B_BAD)["tweets"], b"\xff not json", at(hh, 6)))
+    sends.sort(key=lambda s: s[2])
+    producer = make_producer(kafka)
+    for i, (topic, value, ts) in enumerate(sends):
+        producer.send(topic, value=value, partition=i % 2, timestamp_ms=ms(ts)).get(timeout=60)
+    producer.flush()
+    producer.close()
+    return kafka
+
+
+def lake_contents(lake: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every Parquet file of every dataset, by its path in the lake: its rows, in file order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in sorted(lake.rglob("*.parquet")):
+        key = str(f.parent.relative_to(lake))
+        assert key not in out, f"two files in {key}"
+        out[key] = pq.read_table(f).to_pylist()
+    return out
+
+
+def test_batched_pass_equals_the_per_coin_passes(batch_feeds: str, tmp_path: Path) -> None:
+    import shutil
+
+    coins = ",".join((B_LATE, B_PAIR, B_GOOD, B_BAD, B_GONE))
+    # Hour 01 of two feeds is already in the lake (on-time records only): at 04:40 their plan is
+    # 00, 02, 03 (a gap), the other feeds' 00..03, so the run makes two passes.
+    setup = tmp_path / "setup"
+    done = run_hourly(
+        batch_feeds,
+        setup,
+        "2024-01-01T02:10:00Z",
+        *("--coin", f"{B_LATE},{B_PAIR}", "--from", "2024-01-01T01", "--to", "2024-01-01T01"),
+        *("--max-lateness-hours", "0"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = {}
+    for mode in ("batch", "no-batch"):
+        lake = tmp_path / mode
+        shutil.copytree(setup, lake)
+        termination = tmp_path / f"{mode}-termination-log"
+        flags = ["--no-batch"] if mode == "no-batch" else []
+        done = run_hourly(
+            batch_feeds,
+            lake,
+            "2024-01-01T04:40:00Z",
+            *("--coin", coins, "--lookback-hours", "1", "--retention-hours", "5"),
+            *("--termination-log", str(termination), *flags),
+        )
+        reports = {}
+        for ln in done.stdout.splitlines():
+            if ln.startswith('{"'):
+                report = json.loads(ln)
+                # Timings differ from run to run; everything else must not.
+                del report["duration_seconds"], report["stage_seconds"]
+                reports[report["coin"]] = report
+        logs = [json.loads(ln) for ln in done.stderr.splitlines() if ln.startswith('{"')]
+        passes = [r for r in logs if r.get("msg") == "batched pass"]
+        results[mode] = (done.returncode, reports, termination.read_text(), lake_contents(lake))
+        if mode == "batch":
+            # Two passes, the missing feed left out of its pass, no fallback to coin-by-coin.
+            assert sorted((p["coins"], p["hours"]) for p in passes) == [
+                ([B_GOOD, B_BAD], [f"2024-01-01T0{h}" for h in range(4)]),
+                ([B_LATE, B_PAIR], ["2024-01-01T00", "2024-01-01T02", "2024-01-01T03"]),
+            ], done.stderr[-3000:]
+            assert not [r for r in logs if r.get("msg", "").startswith("batched pass failed")]
+        else:
+            assert passes == []
+    batch, alone = results["batch"], results["no-batch"]
+    assert batch[0] == alone[0] == 1
+    assert batch[1] == alone[1]
+    assert batch[2] == alone[2]
+    assert batch[3].keys() == alone[3].keys()
+    for part, rows in alone[3].items():
+        assert batch[3][part] == rows, part
+    # What the per-coin run gives is itself right: the late records of 01 amended that hour of
+    # their feed only, inside the pass's merged read window (no extra read, no crash).
+    reports = batch[1]
+    assert reports[B_LATE]["amended_hours"] == ["2024-01-01T01"]
+    assert reports[B_PAIR]["amended_hours"] == []
+    assert reports[B_LATE]["hours"] == ["2024-01-01T00", "2024-01-01T02", "2024-01-01T03"]
+    assert B_GONE not in reports
+    message = parse(batch[2]) or {}
+    assert f"topic coinfeed.{B_GONE}.prices does not exist" in message["coins"][B_GONE]["error"]
+    assert "every record read was rejected" in message["coins"][B_BAD]["error"]
+    assert message["coins"][B_GOOD]["ok"] and message["coins"][B_PAIR]["ok"]
+    late_01 = alone[3][f"hourly/coin={B_LATE}/date=2024-01-01/hour=1"][0]
+    assert (late_01["tick_count"], late_01["tweet_count"]) == (6, 5)
+    pair_01 = alone[3][f"hourly/coin={B_PAIR}/date=2024-01-01/hour=1"][0]
+    assert (pair_01["tick_count"], pair_01["tweet_count"]) == (5, 4)
+    assert {p.split("/")[0] for p in alone[3]} == {"raw", "quarantine", "hourly"}
+    assert any(p.startswith(f"quarantine/coin={B_BAD}/") for p in alone[3])
