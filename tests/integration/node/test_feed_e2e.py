@@ -13,6 +13,7 @@ Runs in the session's release (``coinfeed_release``) before tests/integration/no
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import json
@@ -613,6 +614,7 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
             container = pod["spec"]["containers"][0]
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert pod["spec"].get("automountServiceAccountToken") is False
+            _assert_rpc_key_only_mounted(kube, pod)
         outcomes = {name: job_outcome(kube, job_name(name, "e2e-k8s")) for name in names}
         finished = datetime.now(UTC)
         assert set(outcomes.values()) == {"Complete"}, outcomes
@@ -622,6 +624,26 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
             assert after[: len(before[coin])] == before[coin]
     finally:
         set_spark_master(kube, "")
+
+
+def _assert_rpc_key_only_mounted(kube: Kube, pod: dict[str, Any]) -> None:
+    """Driver-executor RPC is authenticated with the chart's Secret: the executor mounts it and
+    learns the master (so it reads the file); no generated key in its environment, and the
+    key's value nowhere in the pod."""
+    volumes = [v for v in pod["spec"].get("volumes", []) if v.get("secret")]
+    rpc = [v for v in volumes if v["secret"]["secretName"].endswith("-spark-rpc")]
+    assert rpc, f"executor pod mounts no spark-rpc Secret: {volumes}"
+    container = pod["spec"]["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    assert mounts.get(rpc[0]["name"]) == "/etc/coinfeed/spark-rpc", mounts
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert "_SPARK_AUTH_SECRET" not in env, "Spark put a generated key into the executor's env"
+    assert "-Dspark.master=k8s://" in (env.get("JAVA_TOOL_OPTIONS") or ""), env
+    secret = kube.get("secret", rpc[0]["secret"]["secretName"], "-n", NAMESPACE)
+    encoded = secret["data"]["secret"]
+    key = base64.b64decode(encoded).decode()
+    text = json.dumps(pod)
+    assert len(key) == 64 and key not in text and encoded not in text
 
 
 FAKES = {
