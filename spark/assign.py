@@ -46,9 +46,9 @@ def with_hour(df: DataFrame, ts: Column) -> DataFrame:
     )
 
 
-# The hours a pass processes: one list for every coin, or each coin's own (a batched pass, where
-# coins amend different earlier hours).
-Hours = Sequence[datetime] | Mapping[str, Sequence[datetime]]
+# The hours a pass processes, per coin: coins of one batched pass may amend different earlier
+# hours, and a coin's records are told by their topic.
+Hours = Mapping[str, Sequence[datetime]]
 
 
 def _in_hours(col: Column, hours: Sequence[datetime]) -> Column:
@@ -73,9 +73,7 @@ def in_coin_hours(
 
 
 def _in_plan(hour: Column, hours: Hours) -> Column:
-    if isinstance(hours, Mapping):
-        return in_coin_hours(topic_coin(F.col("kafka_topic")), hour, hours)
-    return _in_hours(hour, hours)
+    return in_coin_hours(topic_coin(F.col("kafka_topic")), hour, hours)
 
 
 def _grace_seconds(grace: timedelta) -> int:
@@ -113,19 +111,17 @@ def late_event_hours(
     oldest: datetime,
     now: datetime,
 ) -> DataFrame:
-    """``hour_start`` of closed hours outside ``hours`` (not older than ``oldest``) that valid
-    records arriving after ``grace`` but within ``lateness`` belong to: the hours to amend. With
-    ``hours`` per coin, ``coin, hour_start``: each coin amends its own hours."""
+    """``hour_start`` of closed hours outside each coin's ``hours`` (not older than ``oldest``) that valid
+    records arriving after ``grace`` but within ``lateness`` belong to, as ``coin, hour_start``:
+    the hours each coin amends."""
     df = with_hour(parsed.records, F.col(EVENT_TIME[kind]))
     k, start = F.col("kafka_timestamp"), F.col("hour_start")
     closed_by = F.expr(f"INTERVAL {_grace_seconds(HOUR + grace)} SECONDS")
     bound = F.expr(f"INTERVAL {_grace_seconds(HOUR + _bound(grace, lateness))} SECONDS")
     late = (k >= start + closed_by) & (k < start + bound)
     wanted = late & (start >= F.lit(oldest)) & (start + closed_by <= F.lit(now))
-    if isinstance(hours, Mapping):
-        found = df.where(wanted & ~_in_plan(start, hours))
-        return found.select(topic_coin(F.col("kafka_topic")).alias("coin"), "hour_start").distinct()
-    return df.where(wanted & ~_in_hours(start, hours)).select("hour_start").distinct()
+    found = df.where(wanted & ~_in_plan(start, hours))
+    return found.select(topic_coin(F.col("kafka_topic")).alias("coin"), "hour_start").distinct()
 
 
 def late_merged(counted: DataFrame, grace: timedelta) -> Column:

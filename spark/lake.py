@@ -66,13 +66,10 @@ def write_partitions(
     df: DataFrame,
     path: str,
     order: Sequence[str],
-    coin: str | None = None,
-    hours: Iterable[datetime] = (),
-    hours_by_coin: Mapping[str, Iterable[datetime]] | None = None,
+    hours_by_coin: Mapping[str, Iterable[datetime]],
 ) -> None:
-    """Replace exactly the coin/date/hour partitions of ``hours`` (one sorted file each): those
-    present in ``df`` are overwritten, those of ``coin`` it has no rows for are deleted.
-    ``hours_by_coin`` does the same for several coins written together."""
+    """Replace exactly each coin's date/hour partitions of its hours (one sorted file each):
+    those present in ``df`` are overwritten, those it has no rows for are deleted."""
     (
         df.repartition(*PARTITION_COLUMNS)
         .sortWithinPartitions(*PARTITION_COLUMNS, *order)
@@ -81,10 +78,7 @@ def write_partitions(
         .partitionBy(*PARTITION_COLUMNS)
         .parquet(path)
     )
-    wanted = {c: list(h) for c, h in (hours_by_coin or {}).items()}
-    if coin is not None:
-        wanted[coin] = [*wanted.get(coin, []), *hours]
-    wanted = {c: h for c, h in wanted.items() if h}
+    wanted = {c: list(h) for c, h in hours_by_coin.items() if h}
     if not wanted:
         return
     present = [

@@ -163,29 +163,15 @@ def test_spark_rpc_key_is_generated_once_and_kept_across_upgrades(
             "jsonpath={.data.secret}",
         ).stdout
 
-    helm.run("install", "rel", chart, "--namespace", ns, kubeconfig=kubectl.kubeconfig)
+    def release(command: str, *sets: str) -> None:
+        args = [a for s in sets for a in ("--set", s)]
+        helm.run(command, "rel", chart, "--namespace", ns, *args, kubeconfig=kubectl.kubeconfig)
+
+    release("install")
     first = key()
     assert len(first) == 88  # base64 of 64 characters
-    helm.run(
-        "upgrade",
-        "rel",
-        chart,
-        "--namespace",
-        ns,
-        "--set",
-        "operator.logLevel=DEBUG",
-        kubeconfig=kubectl.kubeconfig,
-    )
+    release("upgrade", "operator.logLevel=DEBUG")
     assert key() == first
-    helm.run(
-        "upgrade",
-        "rel",
-        chart,
-        "--namespace",
-        ns,
-        "--set",
-        "spark.rpcAuthentication=false",
-        kubeconfig=kubectl.kubeconfig,
-    )
+    release("upgrade", "spark.rpcAuthentication=false")
     secrets = kubectl("get", "secrets", "-n", ns, "-o", "name").stdout.split()
     assert "secret/rel-coinfeed-operator-spark-rpc" not in secrets

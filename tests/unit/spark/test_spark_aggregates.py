@@ -24,7 +24,9 @@ def _records(spark: SparkSession, kind: str, recs: list[PriceTick] | list[Tweet]
     topic = f"coinfeed.btc.{kind}"
     field = "ts" if kind == "prices" else "created_at"
     values = [(r.to_json(), getattr(r, field)) for r in recs]
-    return on_time_records(parse_records(kafka_rows(spark, topic, values), kind), kind, HOURS)  # type: ignore[arg-type]
+    return on_time_records(
+        parse_records(kafka_rows(spark, topic, values), kind), kind, {"btc": HOURS}
+    )  # type: ignore[arg-type]
 
 
 def test_dedup_keeps_the_newest_observation(spark: SparkSession) -> None:

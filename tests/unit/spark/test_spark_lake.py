@@ -37,17 +37,17 @@ def test_rerun_removes_a_partition_the_hour_no_longer_yields(
         [("btc", "2024-01-01", 0, 1), ("btc", "2024-01-01", 1, 2), ("btc", "2024-01-01", 2, 3)],
         SCHEMA,
     )
-    write_partitions(first, str(path), ("v",), coin="btc", hours=[t(0), t(1), t(2)])
+    write_partitions(first, str(path), ("v",), {"btc": [t(0), t(1), t(2)]})
     eth = spark.createDataFrame([("eth", "2024-01-01", 0, 9)], SCHEMA)
-    write_partitions(eth, str(path), ("v",), coin="eth", hours=[t(0)])
+    write_partitions(eth, str(path), ("v",), {"eth": [t(0)]})
     # Rerun of hours 00 and 01: hour 00 now yields nothing, hour 01 yields a different row.
     rerun = spark.createDataFrame([("btc", "2024-01-01", 1, 5)], SCHEMA)
-    write_partitions(rerun, str(path), ("v",), coin="btc", hours=[t(0), t(1)])
+    write_partitions(rerun, str(path), ("v",), {"btc": [t(0), t(1)]})
     assert _parts(path) == {
         "coin=btc/date=2024-01-01/hour=1": [5],
         "coin=btc/date=2024-01-01/hour=2": [3],  # not processed: untouched
         "coin=eth/date=2024-01-01/hour=0": [9],  # another coin's hour: untouched
     }
     # Nothing at all for the processed hour: still removed (the empty write replaces nothing).
-    write_partitions(rerun.limit(0), str(path), ("v",), coin="btc", hours=[t(1)])
+    write_partitions(rerun.limit(0), str(path), ("v",), {"btc": [t(1)]})
     assert "coin=btc/date=2024-01-01/hour=1" not in _parts(path)

@@ -105,7 +105,7 @@ def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
         (tick(2, 0, 6.0).to_json(), t(2, 0)),  # hour 2 is not being processed
     ]
     parsed = parse_records(kafka_rows(spark, PRICES, values), "prices")
-    hours = [t(0), t(1)]
+    hours = {"btc": [t(0), t(1)]}
     on_time = on_time_records(parsed, "prices", hours).select("price", "date", "hour")
     assertDataFrameEqual(
         on_time,
