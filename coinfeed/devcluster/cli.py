@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  KAFKA_MODE=kraft coinfeed kafka up      # three combined KRaft nodes\n"
         "  KAFKA_SECURITY=sasl_ssl coinfeed kafka up  # TLS + SCRAM users + ACLs (zookeeper mode)\n"
         "  coinfeed kafka status --run-dir run/kafka\n"
-        "  coinfeed kafka down --purge             # stop, and delete topics and records",
+        "  coinfeed kafka down --purge             # stop, and delete topics and records\n"
+        "  coinfeed kafka k8s-secrets -n coinfeed --coin btc -o secrets.yaml  # for the secured charts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="{up,down,status}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{up,down,status,k8s-secrets}")
 
     def add_run_dir(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -146,7 +147,49 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="show nodes, pids and the brokers a metadata request sees"
     )
     add_run_dir(status)
+
+    k8s = sub.add_parser(
+        "k8s-secrets",
+        help="write the Kubernetes Secrets of a secured release (charts/coinfeed/ci/"
+        "sasl-ssl-values.yaml) for trying it: a new throw-away CA (7 days), broker stores, "
+        "random SCRAM passwords",
+        description="Writes a v1 List of Secrets (0600 file) to `kubectl apply -f` before "
+        "installing the chart with charts/coinfeed/ci/sasl-ssl-values.yaml; then create the "
+        "users once: kubectl exec <release>-kafka-0 -- bash /etc/kafka/coinfeed/kafka-users.sh. "
+        "Each CoinFeed names its producer's Secret, coinfeed-kafka-producer-<coin>, in "
+        "spec.kafka.credentialsSecretRef. Running it again makes a new CA and new passwords.",
+    )
+    k8s.add_argument("-n", "--namespace", required=True, help="namespace of the release")
+    k8s.add_argument(
+        "--coin",
+        action="append",
+        required=True,
+        help="a coin whose producers get a Kafka user (repeat, or btc,eth)",
+    )
+    k8s.add_argument(
+        "--fullname",
+        default="coinfeed-kafka",
+        help="the Kafka chart's full name (default: coinfeed-kafka, the umbrella chart's)",
+    )
+    k8s.add_argument("--cluster-domain", default="cluster.local", help="default: cluster.local")
+    k8s.add_argument(
+        "-o", "--output", type=Path, required=True, help="file to write (created 0600)"
+    )
     return parser
+
+
+def write_k8s_secrets(args: argparse.Namespace) -> str:
+    """The k8s-secrets verb: returns what to tell the user (no secret in it)."""
+    import json
+
+    from coinfeed.devcluster.k8s_secrets import secured_release
+    from coinfeed.devcluster.kafka import write_private
+
+    coins = sorted({c.strip() for a in args.coin for c in a.split(",") if c.strip()})
+    _, manifest = secured_release(args.namespace, coins, args.fullname, args.cluster_domain)
+    write_private(args.output, json.dumps(manifest, indent=1).encode())
+    names = ", ".join(i["metadata"]["name"] for i in manifest["items"])
+    return f"wrote {len(manifest['items'])} Secrets ({names}) to {args.output}"
 
 
 def _progress(message: str) -> None:
@@ -157,6 +200,19 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     # kafka-python logs every refused connection while brokers start; our progress lines suffice.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    if args.verb == "k8s-secrets":
+        try:
+            print(write_k8s_secrets(args))
+        except ModuleNotFoundError as exc:  # cryptography: a dev dependency
+            print(
+                f"coinfeed kafka k8s-secrets: needs {exc.name} (pip install 'coinfeed[dev]')",
+                file=sys.stderr,
+            )
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"coinfeed kafka k8s-secrets: {exc}", file=sys.stderr)
+            return 1
+        return 0
     run_dir: Path = args.run_dir.resolve()
     try:
         if args.verb == "up":

@@ -156,8 +156,11 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
 TEST_VALUES = "--set operator.producer.xApiBaseUrl=http://fake-apis:8080"
 
 
-def deploy(local: LocalNode, namespace: str, kafka_mode: str = "zookeeper") -> str:
-    """scripts/deploy-local.sh into ``namespace``; returns helm's output (warnings included)."""
+def deploy(
+    local: LocalNode, namespace: str, kafka_mode: str = "zookeeper", extra_values: str = ""
+) -> str:
+    """scripts/deploy-local.sh into ``namespace`` (``extra_values``: more helm -f/--set
+    arguments); returns helm's output (warnings included)."""
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / "deploy-local.sh")],
         capture_output=True,
@@ -170,7 +173,7 @@ def deploy(local: LocalNode, namespace: str, kafka_mode: str = "zookeeper") -> s
             "NAMESPACE": namespace,
             "KAFKA_MODE": kafka_mode,
             "PY": str(REPO / ".venv" / "bin" / "python"),
-            "EXTRA_VALUES": TEST_VALUES,
+            "EXTRA_VALUES": f"{TEST_VALUES} {extra_values}".strip(),
         },
     )
     assert proc.returncode == 0, (

@@ -148,8 +148,8 @@ def manifest(coin: str, speed: float | None = None) -> dict[str, Any]:
     return doc
 
 
-def feed(kube: Kube, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = kube.get("-n", NAMESPACE, "coinfeed", name)
+def feed(kube: Kube, name: str, ns: str = NAMESPACE) -> dict[str, Any]:
+    result: dict[str, Any] = kube.get("-n", ns, "coinfeed", name)
     return result
 
 
@@ -160,10 +160,10 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def cronjobs_for(kube: Kube, coin: str) -> list[dict[str, Any]]:
+def cronjobs_for(kube: Kube, coin: str, ns: str = NAMESPACE) -> list[dict[str, Any]]:
     """The CronJob(s) whose job aggregates ``coin`` (one per feed, or one shared per schedule)."""
     found = []
-    for cj in kube.get("-n", NAMESPACE, "cronjobs")["items"]:
+    for cj in kube.get("-n", ns, "cronjobs")["items"]:
         container = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         argv = [*container.get("command", []), *container.get("args", [])]
         coins = {a for i, a in enumerate(argv) if i and argv[i - 1] == "--coin"}
@@ -173,24 +173,24 @@ def cronjobs_for(kube: Kube, coin: str) -> list[dict[str, Any]]:
     return found
 
 
-def create_job(kube: Kube, cronjob: str, name: str, patch: Any = None) -> None:
+def create_job(kube: Kube, cronjob: str, name: str, patch: Any = None, ns: str = NAMESPACE) -> None:
     """`kubectl create job --from=cronjob/...`, optionally edited first."""
     job = json.loads(
         kube.kubectl(
-            "-n", NAMESPACE, "create", "job", name, f"--from=cronjob/{cronjob}",
+            "-n", ns, "create", "job", name, f"--from=cronjob/{cronjob}",
             "--dry-run=client", "-o", "json",
         ).stdout
     )  # fmt: skip
     if patch is not None:
         patch(job)
-    kube.kubectl("-n", NAMESPACE, "create", "-f", "-", stdin=json.dumps(job))
+    kube.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps(job))
 
 
-def job_outcome(kube: Kube, name: str) -> str:
+def job_outcome(kube: Kube, name: str, ns: str = NAMESPACE) -> str:
     """Complete or Failed, once the Job has finished."""
 
     def finished() -> str:
-        status = kube.get("-n", NAMESPACE, "job", name).get("status", {})
+        status = kube.get("-n", ns, "job", name).get("status", {})
         for c in status.get("conditions", []):
             if c["type"] in ("Complete", "Failed") and c["status"] == "True":
                 return str(c["type"])
@@ -199,18 +199,18 @@ def job_outcome(kube: Kube, name: str) -> str:
     return str(kube.wait_until(f"job {name} to finish", finished, timeout=900, interval=5))
 
 
-def job_pods(kube: Kube, job: str) -> list[dict[str, Any]]:
-    return kube.pods(NAMESPACE, f"job-name={job}")
+def job_pods(kube: Kube, job: str, ns: str = NAMESPACE) -> list[dict[str, Any]]:
+    return kube.pods(ns, f"job-name={job}")
 
 
-def lake_root(kube: Kube) -> Path:
-    pvc = kube.get("-n", NAMESPACE, "pvc", "coinfeed-lake")
+def lake_root(kube: Kube, ns: str = NAMESPACE) -> Path:
+    pvc = kube.get("-n", ns, "pvc", "coinfeed-lake")
     pv = kube.get("pv", pvc["spec"]["volumeName"])
     return Path(pv["spec"]["hostPath"]["path"])
 
 
-def hourly_rows(kube: Kube, coin: str) -> list[dict[str, Any]]:
-    path = lake_root(kube) / "hourly" / f"coin={coin}"
+def hourly_rows(kube: Kube, coin: str, ns: str = NAMESPACE) -> list[dict[str, Any]]:
+    path = lake_root(kube, ns) / "hourly" / f"coin={coin}"
     if not path.is_dir():
         return []
     rows: list[dict[str, Any]] = pq.read_table(path, partitioning="hive").to_pylist()
@@ -259,17 +259,17 @@ def children(kube: Kube, feed_name: str) -> dict[str, list[str]]:
     return out
 
 
-def replay_finished(kube: Kube, deployment: str) -> bool:
+def replay_finished(kube: Kube, deployment: str, ns: str = NAMESPACE) -> bool:
     pods = [
         p
-        for p in kube.pods(NAMESPACE, f"coinfeed.io/feed={deployment.rsplit('-', 1)[0]}")
+        for p in kube.pods(ns, f"coinfeed.io/feed={deployment.rsplit('-', 1)[0]}")
         if p["metadata"]["name"].startswith(deployment + "-")
         and pod_ready(p)
         and not p["metadata"].get("deletionTimestamp")
     ]
     if len(pods) != 1:
         return False
-    logs = kube.kubectl("-n", NAMESPACE, "logs", pods[0]["metadata"]["name"], check=False).stdout
+    logs = kube.kubectl("-n", ns, "logs", pods[0]["metadata"]["name"], check=False).stdout
     return "replay finished" in logs
 
 
@@ -454,9 +454,14 @@ def newest_closed(applied: datetime, started: datetime) -> datetime:
 
 
 def assert_lake_matches_sample(
-    kube: Kube, coin: str, applied: datetime, started: datetime, finished: datetime
+    kube: Kube,
+    coin: str,
+    applied: datetime,
+    started: datetime,
+    finished: datetime,
+    ns: str = NAMESPACE,
 ) -> datetime:
-    rows = hourly_rows(kube, coin)
+    rows = hourly_rows(kube, coin, ns)
     assert len(rows) >= 2, (coin, len(rows))  # at least the feed's lookbackHours
     hours: list[datetime] = [r["hour_start"].replace(tzinfo=UTC) for r in rows]
     assert hours == [hours[0] + i * HOUR for i in range(len(hours))], hours  # no gap
@@ -480,9 +485,11 @@ def job_name(cronjob: str, tag: str) -> str:
     return f"{cronjob[:40]}-{tag}"
 
 
-def status_reports(kube: Kube, name: str, ok: str, newest: datetime | None) -> dict[str, Any]:
+def status_reports(
+    kube: Kube, name: str, ok: str, newest: datetime | None, ns: str = NAMESPACE
+) -> dict[str, Any]:
     def check() -> dict[str, Any]:
-        f = feed(kube, name)
+        f = feed(kube, name, ns)
         if condition(f, "LastRunSucceeded").get("status") != ok:
             return {}
         if newest is not None and f["status"].get("lastHour") != newest.strftime(
