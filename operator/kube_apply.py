@@ -27,6 +27,14 @@ def _body(resp: Any) -> dict[str, Any]:
     return parsed
 
 
+def _items(list_call: Callable[..., Any], namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The objects one namespaced list call with a label selector returns, as plain dicts."""
+    items: list[dict[str, Any]] = _body(
+        list_call(namespace, label_selector=selector, _preload_content=False)
+    ).get("items", [])
+    return items
+
+
 class Kube:
     """Thin wrapper over the kubernetes client for the child kinds and the CoinFeed status."""
 
@@ -43,39 +51,18 @@ class Kube:
         self, kind: str
     ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
         """(read, create, replace, delete) for a child kind."""
-        if kind == "Deployment":
-            a: Any = self.apps
-            return (
-                a.read_namespaced_deployment,
-                a.create_namespaced_deployment,
-                a.replace_namespaced_deployment,
-                a.delete_namespaced_deployment,
-            )
-        if kind == "Service":
-            c: Any = self.core
-            return (
-                c.read_namespaced_service,
-                c.create_namespaced_service,
-                c.replace_namespaced_service,
-                c.delete_namespaced_service,
-            )
-        if kind == "ConfigMap":
-            m: Any = self.core
-            return (
-                m.read_namespaced_config_map,
-                m.create_namespaced_config_map,
-                m.replace_namespaced_config_map,
-                m.delete_namespaced_config_map,
-            )
-        if kind == "CronJob":
-            b: Any = self.batch
-            return (
-                b.read_namespaced_cron_job,
-                b.create_namespaced_cron_job,
-                b.replace_namespaced_cron_job,
-                b.delete_namespaced_cron_job,
-            )
-        raise ValueError(f"unsupported child kind {kind!r}")
+        apis: dict[str, tuple[Any, str]] = {
+            "Deployment": (self.apps, "deployment"),
+            "Service": (self.core, "service"),
+            "ConfigMap": (self.core, "config_map"),
+            "CronJob": (self.batch, "cron_job"),
+        }
+        if kind not in apis:
+            raise ValueError(f"unsupported child kind {kind!r}")
+        api, noun = apis[kind]
+        verbs = ("read", "create", "replace", "delete")
+        read, create, replace, delete = (getattr(api, f"{v}_namespaced_{noun}") for v in verbs)
+        return read, create, replace, delete
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
@@ -143,59 +130,34 @@ class Kube:
 
         if kind != "Deployment":
             raise ValueError("only Deployments are listed")
-        resp = self.apps.list_namespaced_deployment(
-            namespace, label_selector=f"{FEED_LABEL}={feed}", _preload_content=False
-        )
-        items: list[dict[str, Any]] = _body(resp).get("items", [])
-        return items
+        return _items(self.apps.list_namespaced_deployment, namespace, f"{FEED_LABEL}={feed}")
 
     def list_hourly_cronjobs(self, namespace: str) -> list[dict[str, Any]]:
         """The operator's hourly CronJobs: shared ones and per-feed ones of earlier versions."""
         from coinfeed.operator.desired import MANAGED_BY
 
-        resp = self.batch.list_namespaced_cron_job(
-            namespace,
-            label_selector=(
-                f"app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component=hourly"
-            ),
-            _preload_content=False,
-        )
-        items: list[dict[str, Any]] = _body(resp).get("items", [])
-        return items
+        selector = f"app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/component=hourly"
+        return _items(self.batch.list_namespaced_cron_job, namespace, selector)
 
     def list_jobs(self, namespace: str, cronjob: str) -> list[dict[str, Any]]:
         """The Jobs of one shared hourly CronJob (they carry its jobTemplate labels)."""
         from coinfeed.operator.groups import HOURLY_JOB_LABEL
 
-        resp = self.batch.list_namespaced_job(
-            namespace,
-            label_selector=f"{HOURLY_JOB_LABEL}={cronjob},app.kubernetes.io/component=hourly",
-            _preload_content=False,
-        )
-        items: list[dict[str, Any]] = _body(resp).get("items", [])
-        return items
+        selector = f"{HOURLY_JOB_LABEL}={cronjob},app.kubernetes.io/component=hourly"
+        return _items(self.batch.list_namespaced_job, namespace, selector)
 
     def list_producer_pods(self, namespace: str, feed: str) -> list[dict[str, Any]]:
         """The feed's producer pods (their termination messages say why a producer stopped)."""
         from coinfeed.operator.desired import FEED_LABEL
 
-        resp = self.core.list_namespaced_pod(
-            namespace,
-            label_selector=f"{FEED_LABEL}={feed},app.kubernetes.io/name=coinfeed-producer",
-            _preload_content=False,
-        )
-        items: list[dict[str, Any]] = _body(resp).get("items", [])
-        return items
+        selector = f"{FEED_LABEL}={feed},app.kubernetes.io/name=coinfeed-producer"
+        return _items(self.core.list_namespaced_pod, namespace, selector)
 
     def list_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         """The pods one Job started (their termination messages hold the job's summary)."""
         from coinfeed.operator.lastrun import JOB_NAME_LABEL
 
-        resp = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{JOB_NAME_LABEL}={job}", _preload_content=False
-        )
-        items: list[dict[str, Any]] = _body(resp).get("items", [])
-        return items
+        return _items(self.core.list_namespaced_pod, namespace, f"{JOB_NAME_LABEL}={job}")
 
     def scale_deployment_to_zero(self, namespace: str, name: str) -> str:
         """Scale a Deployment to 0 replicas; returns its pod selector (``k=v,...``).
@@ -209,10 +171,7 @@ class Kube:
         return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
     def count_pods(self, namespace: str, selector: str) -> int:
-        resp = self.core.list_namespaced_pod(
-            namespace, label_selector=selector, _preload_content=False
-        )
-        return len(_body(resp).get("items", []))
+        return len(_items(self.core.list_namespaced_pod, namespace, selector))
 
     def get_feed(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
