@@ -20,6 +20,7 @@ import yaml
 
 from coinfeed import versions
 from coinfeed.paths import bin_dir
+from tests.support.tool import run_tool
 
 REPO = versions.REPO_ROOT
 CHARTS = REPO / "charts"
@@ -76,19 +77,7 @@ class Helm:
         }
         if kubeconfig is not None:
             env["KUBECONFIG"] = str(kubeconfig)
-        proc = subprocess.run(
-            [str(self.binary), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
-            )
-        return proc
+        return run_tool([str(self.binary), *args], env=env, timeout=timeout, check=check)
 
     def chart(self, name: str) -> Path:
         return self.charts / name

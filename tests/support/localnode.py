@@ -27,6 +27,7 @@ from coinfeed.paths import bin_dir
 from localnode import config as cfg
 from localnode import node
 from localnode.config import Layout
+from tests.support.tool import run_tool
 
 REPO = node.ROOT
 NAMESPACE = "coinfeed"
@@ -55,20 +56,7 @@ class Kube:
             "kubectl": str(node.envtest_dir() / "kubectl"),
             "helm": str(bin_dir() / f"helm-{node.version('HELM_VERSION')}" / "helm"),
         }[tool]
-        proc = subprocess.run(
-            [binary, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            input=stdin,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-            )
-        return proc
+        return run_tool([binary, *args], env=self.env, timeout=timeout, stdin=stdin, check=check)
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run("kubectl", *args, **kw)
