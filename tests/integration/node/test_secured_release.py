@@ -309,9 +309,9 @@ def test_the_internal_listener_takes_only_the_broker_certificate(secured: Secure
     assert "rc=0" in runs["withcert"] and BTC in runs["withcert"], runs["withcert"]
     for mode in ("nocert", "plaintext"):
         assert "rc=0" not in runs[mode] and BTC not in runs[mode], (mode, runs[mode])
-    assert "SslAuthenticationException" in runs["nocert"] or "SSL handshake" in runs["nocert"], (
-        runs["nocert"]
-    )
+    # Refused in the TLS handshake: with TLS 1.3 the broker's "certificate required" alert comes
+    # after the client's side of it ("Failed to process post-handshake messages").
+    assert "handshake" in runs["nocert"].lower(), runs["nocert"]
 
 
 def test_no_password_in_any_spec_log_event_or_status(secured: Secured) -> None:
