@@ -121,6 +121,13 @@ out["wrong_ca"] = refused(dataclasses.replace(btc, cafile="/etc/probe/wrong-ca/c
 out["plaintext"] = refused(KafkaSecurity())
 after = {t: ends(t) for t in (BTC, ETH)}
 out["written"] = {t: after[t] - before[t] for t in after}
+# Metrics (their labels included) of the producers, the operator and the Pushgateway (the job's).
+import urllib.request
+passwords = [open(f"/etc/probe/{d}/password").read().strip() for d in ("btc", "operator", "spark")]
+out["metrics"] = {}
+for url in sys.argv[4:]:
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out["metrics"][url] = {"coinfeed": "coinfeed_" in text, "leaks": sum(p in text for p in passwords)}
 print(json.dumps(out), flush=True)
 """
 
@@ -256,7 +263,18 @@ def test_the_secured_feed_writes_the_same_hourly_rows_as_plaintext(secured: Secu
 
 def test_clients_are_refused_with_the_cause_named_and_nothing_written(secured: Secured) -> None:
     kube = secured.kube
-    pod = restricted_pod("probe", PRODUCER_IMAGE, ["python", "-c", PROBE, BOOTSTRAP, BTC, ETH])
+    urls = ["http://coinfeed-pushgateway:9091/metrics"]
+    for selector in (
+        "app.kubernetes.io/name=coinfeed-producer",
+        "app.kubernetes.io/name=coinfeed-operator",
+    ):
+        for p in kube.pods(NS, selector):
+            ports = {q.get("name"): q["containerPort"] for q in p["spec"]["containers"][0]["ports"]}
+            urls.append(f"http://{p['status']['podIP']}:{ports['metrics']}/metrics")
+    assert len(urls) == 4, urls  # the Pushgateway, two producers, the operator
+    pod = restricted_pod(
+        "probe", PRODUCER_IMAGE, ["python", "-c", PROBE, BOOTSTRAP, BTC, ETH, *urls]
+    )
     pod["metadata"]["namespace"] = NS
     mounts = {
         "ca": ks.CA_SECRET,
@@ -293,6 +311,8 @@ def test_clients_are_refused_with_the_cause_named_and_nothing_written(secured: S
     assert "not signed by a trusted CA" in out["wrong_ca"], out
     assert "the broker port expects TLS" in out["plaintext"], out
     assert out["written"] == {BTC: 1, ETH: 0}, out  # the one allowed write, nothing refused
+    # No password in any metric or label the pods serve (the job's are on the Pushgateway).
+    assert out["metrics"] == {u: {"coinfeed": True, "leaks": 0} for u in urls}, out["metrics"]
 
 
 def test_the_internal_listener_takes_only_the_broker_certificate(secured: Secured) -> None:
