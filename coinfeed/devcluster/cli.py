@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  KAFKA_SECURITY=sasl_ssl coinfeed kafka up  # TLS + SCRAM users + ACLs (zookeeper mode)\n"
         "  coinfeed kafka status --run-dir run/kafka\n"
         "  coinfeed kafka down --purge             # stop, and delete topics and records\n"
-        "  coinfeed kafka k8s-secrets -n coinfeed --coin btc -o secrets.yaml  # for the secured charts",
+        "  coinfeed kafka k8s-secrets -n coinfeed --coin btc -o secrets.json  # for the secured charts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{up,down,status,k8s-secrets}")

@@ -34,7 +34,7 @@ def test_kafka_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None
         assert "--mode {zookeeper,kraft}" in out and "--broker-ports" in out
         assert "--run-dir" in out
     else:
-        assert "{up,down,status}" in out and "KAFKA_MODE=kraft" in out
+        assert "{up,down,status,k8s-secrets}" in out and "KAFKA_MODE=kraft" in out
 
 
 def test_mode_defaults_to_kafka_mode_env(monkeypatch: pytest.MonkeyPatch) -> None:
