@@ -72,6 +72,25 @@ class Kube:
         items: list[dict[str, Any]] = self.get(*args)["items"]
         return items
 
+    def delete_namespace(self, namespace: str) -> None:
+        """Delete ``namespace`` and wait until it is gone and its volumes are released (the
+        provisioner deletes a claim's volume, reclaimPolicy Delete, once the claim is gone)."""
+        self.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        self.wait_until(
+            f"namespace {namespace} gone",
+            lambda: self.kubectl("get", "namespace", namespace, check=False).returncode != 0,
+            timeout=300,
+        )
+
+        def volumes_released() -> bool:
+            return not [
+                pv["metadata"]["name"]
+                for pv in self.get("pv")["items"]
+                if (pv["spec"].get("claimRef") or {}).get("namespace") == namespace
+            ]
+
+        self.wait_until(f"the volumes of {namespace} released", volumes_released, timeout=180)
+
     def wait_until(self, what: str, check: Any, timeout: float = 300, interval: float = 2) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None

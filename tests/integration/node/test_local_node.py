@@ -543,22 +543,7 @@ def test_uninstall_leaves_nothing_then_a_kraft_namespace_with_a_feed_can_be_dele
         )
 
     kube.wait_until("the feed Ready on KRaft, holding its finalizer", ready_with_finalizer, 300)
-    kube.kubectl("delete", "namespace", KRAFT_NS, "--wait=false")
-    kube.wait_until(
-        f"namespace {KRAFT_NS} gone",
-        lambda: kube.kubectl("get", "namespace", KRAFT_NS, check=False).returncode != 0,
-        timeout=300,
-    )
-
-    def volumes_released() -> bool:
-        # The provisioner deletes a claim's volume (reclaimPolicy Delete) once the claim is gone.
-        return not [
-            pv["metadata"]["name"]
-            for pv in kube.get("pv")["items"]
-            if (pv["spec"].get("claimRef") or {}).get("namespace") == KRAFT_NS
-        ]
-
-    kube.wait_until(f"the volumes of {KRAFT_NS} released", volumes_released, timeout=180)
+    kube.delete_namespace(KRAFT_NS)
 
 
 KRAFT_NS = "coinfeed-kraft"

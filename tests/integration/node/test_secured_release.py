@@ -202,22 +202,7 @@ def secured(local_node: LocalNode) -> Iterator[Secured]:
             "-n", NS, "delete", "coinfeed", "--all", "--ignore-not-found", "--timeout=180s",
             check=False,
         )  # fmt: skip
-        kube.kubectl("delete", "namespace", NS, "--wait=false", check=False)
-        kube.wait_until(
-            f"namespace {NS} gone",
-            lambda: kube.kubectl("get", "namespace", NS, check=False).returncode != 0,
-            timeout=300,
-        )
-
-        def volumes_released() -> bool:
-            # The provisioner deletes a claim's volume (reclaimPolicy Delete) once it is gone.
-            return not [
-                pv["metadata"]["name"]
-                for pv in kube.get("pv")["items"]
-                if (pv["spec"].get("claimRef") or {}).get("namespace") == NS
-            ]
-
-        kube.wait_until(f"the volumes of {NS} released", volumes_released, timeout=180)
+        kube.delete_namespace(NS)
 
 
 def test_users_are_created_by_the_one_documented_command(secured: Secured) -> None:
