@@ -58,7 +58,7 @@ class SecuredRelease:
     passwords: dict[str, str] = field(repr=False)
 
 
-def _secret(name: str, namespace: str, data: dict[str, bytes]) -> dict[str, Any]:
+def secret_object(name: str, namespace: str, data: dict[str, bytes]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -129,7 +129,7 @@ def secured_release(
         return {"username": user.encode(), "password": passwords[user].encode()}
 
     items = [
-        _secret(
+        secret_object(
             TLS_SECRET,
             namespace,
             {
@@ -138,12 +138,12 @@ def secured_release(
                 "password": store_password.encode(),
             },
         ),
-        _secret(JAAS_SECRET, namespace, {"jaas-config": SCRAM_JAAS.encode()}),
-        _secret(USERS_SECRET, namespace, {u: p.encode() for u, p in passwords.items()}),
-        _secret(CA_SECRET, namespace, {"ca.crt": ca_pem}),
-        _secret(OPERATOR_SECRET, namespace, creds(OPERATOR_USER)),
-        _secret(SPARK_SECRET, namespace, creds(SPARK_USER)),
-        *(_secret(producer_secret(c), namespace, creds(producer_user(c))) for c in coins),
+        secret_object(JAAS_SECRET, namespace, {"jaas-config": SCRAM_JAAS.encode()}),
+        secret_object(USERS_SECRET, namespace, {u: p.encode() for u, p in passwords.items()}),
+        secret_object(CA_SECRET, namespace, {"ca.crt": ca_pem}),
+        secret_object(OPERATOR_SECRET, namespace, creds(OPERATOR_USER)),
+        secret_object(SPARK_SECRET, namespace, creds(SPARK_USER)),
+        *(secret_object(producer_secret(c), namespace, creds(producer_user(c))) for c in coins),
     ]
     release = SecuredRelease(namespace, tuple(coins), ca_pem, store_password, passwords)
     return release, {"apiVersion": "v1", "kind": "List", "items": items}

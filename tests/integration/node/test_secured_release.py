@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -164,23 +163,12 @@ class Secured:
     applied: datetime
 
 
-def _secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
-    import base64
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-    }
-
-
 @pytest.fixture(scope="module")
 def secured(local_node: LocalNode) -> Iterator[Secured]:
     kube = local_node.kube
     kube.kubectl("create", "namespace", NS)
     release, secrets = ks.secured_release(NS, ["btc"])
-    secrets["items"].append(_secret("probe-wrong-ca", {"ca.crt": new_ca()[0]}))
+    secrets["items"].append(ks.secret_object("probe-wrong-ca", NS, {"ca.crt": new_ca()[0]}))
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(secrets))
     try:
         deploy(local_node, NS, extra_values=VALUES)
