@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
 from coinfeed.topics import TopicKind
@@ -21,9 +21,14 @@ DEDUP_KEYS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def deduplicate(records: DataFrame, kind: TopicKind) -> DataFrame:
-    """One row per dedup key of ``kind``; the newest observation by Kafka position wins."""
+def deduplicate(records: DataFrame, kind: TopicKind, **sums: Column) -> DataFrame:
+    """One row per dedup key of ``kind``; the newest observation by Kafka position wins.
+
+    ``sums`` (name -> per-record column) add each key's sum of that column after the record's
+    own columns: figures over every record before dedup (records per key, late ones) then come out
+    of the same aggregation instead of another pass over the records."""
     keys = DEDUP_KEYS[kind]
     position = F.struct("kafka_timestamp", "kafka_partition", "kafka_offset")
     newest = F.max_by(F.struct(*records.columns), position).alias("_row")
-    return records.groupBy(*keys).agg(newest).select("_row.*")
+    totals = [F.sum(col).alias(name) for name, col in sums.items()]
+    return records.groupBy(*keys).agg(newest, *totals).select("_row.*", *sums)

@@ -33,6 +33,8 @@ log = logging.getLogger("coinfeed.spark.hourly")
 LAKE_ENV = "COINFEED_LAKE"
 PUSHGATEWAY_ENV = "COINFEED_PUSHGATEWAY"
 TERMINATION_LOG_ENV = jenv.TERMINATION_LOG
+# Kafka consumer's fetch.max.wait.ms for the job's batch reads (see _read_kafka).
+FETCH_MAX_WAIT_MS = 10
 
 
 def _coins(values: Sequence[str]) -> list[str]:
@@ -190,6 +192,10 @@ def _read_kafka(
             # A window newer than every record starts at the end instead of failing.
             .option("startingOffsetsByTimestampStrategy", "latest")
             .option("failOnDataLoss", "false")
+            # The broker holds a fetch that finds no new data this long: at the end of every
+            # partition's range, i.e. once per topic-partition read (default 500 ms, most of
+            # an added coin's read time). Data present is returned at once either way.
+            .option("kafka.fetch.max.wait.ms", str(FETCH_MAX_WAIT_MS))
             .options(**security)
             .load()
         )
@@ -291,7 +297,6 @@ def process_batch(
     from coinfeed.spark import hours as hr
     from coinfeed.spark import lake
     from coinfeed.spark.assign import (
-        in_coin_hours,
         late_event_hours,
         late_merged,
         on_time_records,
@@ -303,7 +308,13 @@ def process_batch(
     from coinfeed.spark.parse import check, split
     from coinfeed.spark.prices import price_hourly
     from coinfeed.spark.sentiment import with_sentiment
-    from coinfeed.spark.summary import CoinRun, LatestHour, platform_figures
+    from coinfeed.spark.summary import (
+        CoinRun,
+        LatestHour,
+        first_rejections,
+        platform_figures,
+        rows_read_by_coin,
+    )
     from coinfeed.spark.tweets import tweet_hourly
 
     coins = list(coins)
@@ -338,9 +349,30 @@ def process_batch(
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
-    def per_coin(df: Any, *aggs: Any) -> dict[str, Any]:
-        # One small aggregation per figure for all coins; a coin without rows is absent.
-        return {r["coin"]: r for r in df.groupBy("coin").agg(*aggs).collect()}
+    def union(frames: Sequence[Any]) -> Any:
+        out = frames[0]
+        for f in frames[1:]:
+            out = out.unionByName(f)
+        return out
+
+    def arrivals(frame: Any, kind: str) -> Any:
+        # Rows read per coin and arrival hour: filtered by each coin's hours once they are known.
+        return frame.select(
+            F.lit("read").alias("what"),
+            F.lit(kind).alias("kind"),
+            topic_coin(F.col("topic")).alias("coin"),
+            F.date_trunc("hour", F.col("timestamp")).alias("hour_start"),
+        )
+
+    def collect_hour_counts(frame: Any) -> list[tuple[str, str, str, datetime, int]]:
+        # Epoch seconds, not the timestamp: collect() renders timestamps in the local zone.
+        grouped = frame.groupBy("what", "kind", "coin", "hour_start").agg(
+            F.count(F.lit(1)).alias("n")
+        )
+        rows = grouped.select(
+            "what", "kind", "coin", F.unix_timestamp("hour_start").alias("e"), "n"
+        ).collect()
+        return [(r.what, r.kind, r.coin, datetime.fromtimestamp(r.e, UTC), int(r.n)) for r in rows]
 
     kinds: tuple[TopicKind, ...] = ("prices", "tweets")
     topics = {kind: [topic_name(c, kind) for c in coins] for kind in kinds}
@@ -348,15 +380,23 @@ def process_batch(
     for kind in kinds:
         checked[kind] = keep(check(_read_kafka(spark, bootstrap, topics[kind], windows), kind))
     all_hours: dict[str, list[datetime]] = {c: list(hours) for c in coins}
+    # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
+    # the earlier hours of each coin that late records belong to.
+    frames = [arrivals(checked[kind], kind) for kind in kinds]
     if late_on and now is not None and oldest is not None:
+        frames += [
+            late_event_hours(
+                split(checked[kind], kind), kind, all_hours, grace, lateness, oldest, now
+            ).select(F.lit("late").alias("what"), F.lit(kind).alias("kind"), "coin", "hour_start")
+            for kind in kinds
+        ]
+    counts = collect_hour_counts(union(frames))
+    if late_on and now is not None:
         # Late records of earlier hours: those hours (each coin's own) are recomputed from their
         # full window.
         amended: dict[str, set[datetime]] = {c: set() for c in coins}
-        for kind in kinds:
-            found = late_event_hours(
-                split(checked[kind], kind), kind, all_hours, grace, lateness, oldest, now
-            )
-            for coin, hour in _collect_coin_hours(found):
+        for what, _, coin, hour, _ in counts:
+            if what == "late":
                 amended[coin].add(hour)
         for coin in coins:
             if amended[coin]:
@@ -366,43 +406,30 @@ def process_batch(
         extra = hr.subtract_windows(hr.read_windows(every_amended, grace, lateness, now), windows)
         # An amended hour inside the merged read window needs no extra read: its records are in.
         if extra:
+            more = {k: check(_read_kafka(spark, bootstrap, topics[k], extra), k) for k in kinds}
             for kind in kinds:
-                more = check(_read_kafka(spark, bootstrap, topics[kind], extra), kind)
-                checked[kind] = keep(checked[kind].unionByName(more))
+                checked[kind] = keep(checked[kind].unionByName(more[kind]))
+            # The extra windows do not overlap the first ones: their rows add up.
+            counts += collect_hour_counts(union([arrivals(more[k], k) for k in kinds]))
+    read = rows_read_by_coin(
+        [(kind, coin, hour, n) for what, kind, coin, hour, n in counts if what == "read"],
+        all_hours,
+        kinds,
+    )
+    for coin, run in runs.items():
+        run.rows_read = read[coin]
+    stage("read_validate")
+
     deduped: dict[str, Any] = {}
     quarantine_parts = []
     for kind in kinds:
-        arrival = F.date_trunc("hour", F.col("timestamp"))
-        read = checked[kind].withColumn("coin", topic_coin(F.col("topic")))
-        read = read.where(in_coin_hours(F.col("coin"), arrival, all_hours))
-        for coin, r in per_coin(read, F.count(F.lit(1)).alias("n")).items():
-            runs[coin].rows_read[kind] = int(r["n"])
-        for run in runs.values():
-            run.rows_read.setdefault(kind, 0)
-        stage(f"read_validate_{kind}")
         parsed = split(checked[kind], kind)
-        # Not persisted: ``checked`` is, so counting these re-runs only from_json and filters.
-        counted = keep(
-            on_time_records(parsed, kind, all_hours, grace, lateness if late_on else None)
-        )
-        unique = deduplicate(counted, kind)
+        counted = on_time_records(parsed, kind, all_hours, grace, lateness if late_on else None)
+        # Records per key and late ones come out of the dedup aggregation itself.
+        unique = deduplicate(counted, kind, _copies=F.lit(1), _late=late_merged(counted, grace))
         if kind == "tweets":
             unique = with_sentiment(unique)
         deduped[kind] = keep(unique)
-        totals = per_coin(
-            counted,
-            F.count(F.lit(1)).alias("n"),
-            F.sum(late_merged(counted, grace)).alias("late"),
-        )
-        uniques = per_coin(deduped[kind], F.count(F.lit(1)).alias("n"))
-        for coin, run in runs.items():
-            total = totals.get(coin)
-            run.late_records += int((total["late"] if total else 0) or 0)
-            kept = uniques.get(coin)
-            run.duplicates[kind] = (int(total["n"]) if total else 0) - (
-                int(kept["n"]) if kept else 0
-            )
-        stage("dedup_sentiment_tweets" if kind == "tweets" else "dedup_prices")
         quarantine_parts.append(
             quarantined(
                 parsed,
@@ -413,25 +440,63 @@ def process_batch(
                 oldest if late_on else None,
             )
         )
+    # One job for both kinds: unique rows, all rows and late ones per coin and partition (the
+    # partitions the raw datasets will have).
+    per_partition = union(
+        [
+            deduped[kind]
+            .groupBy("coin", "date", "hour")
+            .agg(
+                F.count(F.lit(1)).alias("unique"),
+                F.sum("_copies").alias("all"),
+                F.sum("_late").alias("late"),
+            )
+            .withColumn("kind", F.lit(kind))
+            for kind in kinds
+        ]
+    ).collect()
+    present: dict[str, list[tuple[str, str, int]]] = {}
+    raw_dataset = {"prices": lake.RAW_PRICES, "tweets": lake.RAW_TWEETS}
+    uniques: dict[str, dict[str, int]] = {c: dict.fromkeys(kinds, 0) for c in coins}
+    for run in runs.values():
+        run.duplicates = dict.fromkeys(kinds, 0)
+    for r in per_partition:
+        present.setdefault(raw_dataset[r.kind], []).append((r.coin, r.date, int(r.hour)))
+        uniques[r.coin][r.kind] += int(r.unique)
+        runs[r.coin].duplicates[r.kind] += int(r["all"]) - int(r.unique)
+        runs[r.coin].late_records += int(r.late or 0)
+    stage("dedup_sentiment")
 
     q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
     # Per coin, the reason of its first record by Kafka position (all its topics sort together).
     position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
-    rejections = per_coin(
-        q, F.count(F.lit(1)).alias("n"), F.min_by("reason", position).alias("first")
+    q_parts = (
+        q.groupBy("coin", "date", "hour")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min(position).alias("position"),
+            F.min_by("reason", position).alias("first"),
+        )
+        .collect()
     )
-    for coin, r in rejections.items():
-        runs[coin].quarantined = int(r["n"])
-        runs[coin].first_rejection = r["first"] if r["n"] else None
+    present[lake.QUARANTINE] = [(r.coin, r.date, int(r.hour)) for r in q_parts]
+    rejected = first_rejections([(r.coin, int(r.n), r.position, r.first) for r in q_parts])
+    for coin, (n, first) in rejected.items():
+        runs[coin].quarantined = n
+        runs[coin].first_rejection = first
     stage("quarantine")
     hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
-    hourly.count()
+    # One row per coin and hour: small enough to collect whole (its partitions, its rows per
+    # coin, each coin's newest hour). Epoch seconds: collect() renders timestamps in local time.
+    hourly_rows = hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect()
+    present[lake.HOURLY] = [(r.coin, r.date, int(r.hour)) for r in hourly_rows]
     stage("aggregate")
 
     # Raw and quarantine first, hourly last: an hourly partition means the hour is complete, so a
     # run killed in between leaves a gap that the next run fills.
-    raw_prices = deduped["prices"].drop("hour_start")
-    raw_tweets = deduped["tweets"].drop("hour_start")
+    helpers = ("hour_start", "_copies", "_late")
+    raw_prices = deduped["prices"].drop(*helpers)
+    raw_tweets = deduped["tweets"].drop(*helpers)
     # Every dataset is rewritten for exactly each coin's hours: a partition the output lacks is
     # removed.
     outputs = (
@@ -442,21 +507,26 @@ def process_batch(
     )
     for df, dataset, order in outputs:
         lake.write_partitions(
-            df, lake.dataset_path(args.lake, dataset), order, hours_by_coin=all_hours
+            df,
+            lake.dataset_path(args.lake, dataset),
+            order,
+            hours_by_coin=all_hours,
+            present=present.get(dataset, []),
         )
     stage("write")
-    written = {dataset: per_coin(df, F.count(F.lit(1)).alias("n")) for df, dataset, _ in outputs}
-    for coin, run in runs.items():
-        run.rows_written = {
-            dataset: int(counts[coin]["n"]) if coin in counts else 0
-            for dataset, counts in written.items()
-        }
-    # Epoch seconds, not the timestamp: collect() renders timestamps in this process's local zone.
-    # One row per coin and hour: small enough to pick each coin's newest here.
+    hourly_count: dict[str, int] = {}
     newest: dict[str, Any] = {}
-    for r in hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect():
+    for r in hourly_rows:
+        hourly_count[r.coin] = hourly_count.get(r.coin, 0) + 1
         if r.coin not in newest or r._epoch > newest[r.coin]._epoch:
             newest[r.coin] = r
+    for coin, run in runs.items():
+        run.rows_written = {
+            lake.RAW_PRICES: uniques[coin]["prices"],
+            lake.RAW_TWEETS: uniques[coin]["tweets"],
+            lake.QUARANTINE: run.quarantined,
+            lake.HOURLY: hourly_count.get(coin, 0),
+        }
     for coin, r in newest.items():
         runs[coin].latest = LatestHour(
             hour_start=datetime.fromtimestamp(r._epoch, UTC),
@@ -472,15 +542,6 @@ def process_batch(
     for run in runs.values():
         run.stage_seconds = {k: v / len(coins) for k, v in stage_seconds.items()}
     return runs
-
-
-def _collect_coin_hours(found: Any) -> set[tuple[str, datetime]]:
-    """``(coin, hour_start)`` rows as UTC datetimes (collect() renders timestamps in the local
-    zone)."""
-    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
-
-    rows = found.select("coin", F.unix_timestamp("hour_start").alias("e")).collect()
-    return {(r.coin, datetime.fromtimestamp(r.e, UTC)) for r in rows}
 
 
 def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
@@ -595,7 +656,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         print(f"coinfeed hourly: {exc}", file=sys.stderr)
         return 2
 
-    from coinfeed.spark.lake import existing_hours
+    from coinfeed.spark.lake import existing_hours_by_coin
     from coinfeed.spark.session import build_session
     from coinfeed.spark.summary import (
         CoinRun,
@@ -684,18 +745,27 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     plans: dict[str, list[datetime]] = {}
     skips: dict[str, list[datetime]] = {}
     planning: dict[str, float] = {}  # seconds each coin's gap search took
+    gap_search = not explicit and not args.no_gaps
     try:
+        listed: dict[str, list[datetime]] = {}
+        started = time.monotonic()
+        if gap_search:
+            try:
+                # One listing of the lake for every coin, not one per coin.
+                listed = existing_hours_by_coin(spark, args.lake, coins)
+            except Exception as exc:
+                for coin in coins:  # each coin's own listing would have failed alike
+                    fail(coin, exc)
+                return 1
+        listing_share = (time.monotonic() - started) / max(len(coins), 1)
         for coin in coins:
             started = time.monotonic()
             skips[coin] = []
             try:
                 gaps: list[datetime] = []
-                if not explicit and not args.no_gaps:
+                if gap_search:
                     gaps = hr.gap_hours(
-                        now,
-                        existing_hours(spark, args.lake, coin),
-                        timedelta(hours=args.retention_hours),
-                        grace,
+                        now, listed[coin], timedelta(hours=args.retention_hours), grace
                     )
                 plans[coin], skips[coin] = hr.plan_hours(requested, gaps, now, grace)
             except Exception as exc:
@@ -706,7 +776,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
                     "hour not closed yet, skipped",
                     extra={"coin": coin, "hour": f"{h:%Y-%m-%dT%H}"},
                 )
-            planning[coin] = time.monotonic() - started
+            planning[coin] = listing_share + time.monotonic() - started
             if args.no_batch:
                 run_alone(coin, plans[coin])
         if not args.no_batch:

@@ -67,9 +67,13 @@ def write_partitions(
     path: str,
     order: Sequence[str],
     hours_by_coin: Mapping[str, Iterable[datetime]],
+    present: Iterable[tuple[str, str, int]] | None = None,
 ) -> None:
     """Replace exactly each coin's date/hour partitions of its hours (one sorted file each):
-    those present in ``df`` are overwritten, those it has no rows for are deleted."""
+    those present in ``df`` are overwritten, those it has no rows for are deleted.
+
+    ``present``: ``df``'s ``(coin, date, hour)`` values when the caller already knows them (the
+    job counts its rows per partition anyway); else one more Spark job finds them."""
     (
         df.repartition(*PARTITION_COLUMNS)
         .sortWithinPartitions(*PARTITION_COLUMNS, *order)
@@ -81,10 +85,11 @@ def write_partitions(
     wanted = {c: list(h) for c, h in hours_by_coin.items() if h}
     if not wanted:
         return
-    present = [
-        (r["coin"], r["date"], int(r["hour"]))
-        for r in df.select(*PARTITION_COLUMNS).distinct().collect()
-    ]
+    if present is None:
+        present = [
+            (r["coin"], r["date"], int(r["hour"]))
+            for r in df.select(*PARTITION_COLUMNS).distinct().collect()
+        ]
     delete_dirs(df.sparkSession, stale_coin_partitions(path, wanted, present))
 
 
@@ -101,16 +106,28 @@ def delete_dirs(spark: Any, dirs: Sequence[str]) -> None:
 
 def existing_hours(spark: Any, lake: str, coin: str) -> list[datetime]:
     """Hours that already have an ``hourly`` partition with data for ``coin`` (local or s3a)."""
+    return existing_hours_by_coin(spark, lake, [coin])[coin]
+
+
+def existing_hours_by_coin(
+    spark: Any, lake: str, coins: Sequence[str]
+) -> dict[str, list[datetime]]:
+    """:func:`existing_hours` of every coin in ``coins`` from one listing of the ``hourly``
+    dataset (a shared run's gap search lists the lake once, not once per coin)."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     pattern = jvm.org.apache.hadoop.fs.Path(
-        f"{dataset_path(lake, HOURLY)}/coin={coin}/date=*/hour=*/*.parquet"
+        f"{dataset_path(lake, HOURLY)}/coin=*/date=*/hour=*/*.parquet"
     )
     statuses = pattern.getFileSystem(conf).globStatus(pattern)
-    hours = set()
+    found: dict[str, set[datetime]] = {coin: set() for coin in coins}
     for status in statuses or []:
         hour_dir = status.getPath().getParent()
-        date = hour_dir.getParent().getName().removeprefix("date=")
+        date_dir = hour_dir.getParent()
+        coin = date_dir.getParent().getName().removeprefix("coin=")
+        if coin not in found:
+            continue
+        date = date_dir.getName().removeprefix("date=")
         hour = int(hour_dir.getName().removeprefix("hour="))
-        hours.add(datetime.strptime(date, "%Y-%m-%d").replace(hour=hour, tzinfo=UTC))
-    return sorted(hours)
+        found[coin].add(datetime.strptime(date, "%Y-%m-%d").replace(hour=hour, tzinfo=UTC))
+    return {coin: sorted(hours) for coin, hours in found.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -225,3 +225,33 @@ def push(gateway: str, registry: CollectorRegistry, coin: str, replace: bool) ->
 
     send = push_to_gateway if replace else pushadd_to_gateway
     send(gateway, job=m.HOURLY_JOB_NAME, registry=registry, grouping_key={"coin": coin}, timeout=10)
+
+
+def rows_read_by_coin(
+    arrivals: Iterable[tuple[str, str, datetime, int]],
+    hours_by_coin: Mapping[str, Sequence[datetime]],
+    kinds: Sequence[str],
+) -> dict[str, dict[str, int]]:
+    """Coin -> kind -> records read whose Kafka timestamp is in one of the coin's hours, from
+    ``(kind, coin, arrival hour, records)`` counts: one small aggregation for every coin and kind,
+    filtered here once the hours late records amend are known."""
+    wanted = {coin: set(hours) for coin, hours in hours_by_coin.items()}
+    out = {coin: dict.fromkeys(kinds, 0) for coin in hours_by_coin}
+    for kind, coin, hour, n in arrivals:
+        if hour in wanted.get(coin, ()):
+            out[coin][kind] += n
+    return out
+
+
+def first_rejections(
+    groups: Iterable[tuple[str, int, tuple[Any, ...], str]],
+) -> dict[str, tuple[int, str]]:
+    """Coin -> (records quarantined, reason of its first one by Kafka position), from
+    ``(coin, records, first position, its reason)`` of each quarantine partition."""
+    totals: dict[str, int] = {}
+    first: dict[str, tuple[tuple[Any, ...], str]] = {}
+    for coin, n, position, reason in groups:
+        totals[coin] = totals.get(coin, 0) + n
+        if coin not in first or tuple(position) < first[coin][0]:
+            first[coin] = (tuple(position), reason)
+    return {coin: (n, first[coin][1]) for coin, n in totals.items()}

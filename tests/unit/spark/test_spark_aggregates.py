@@ -60,6 +60,32 @@ def test_dedup_keeps_the_newest_observation(spark: SparkSession) -> None:
     )
 
 
+def test_dedup_sums_count_every_record_of_a_key(spark: SparkSession) -> None:
+    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+
+    tweets = _records(
+        spark,
+        "tweets",
+        [
+            tweet("7", 0, 1, "good", likes=1),
+            tweet("8", 0, 2, "bad"),
+            tweet("7", 0, 1, "good", likes=5),
+            tweet("7", 0, 3, "good", likes=2),
+        ],
+    )
+    liked = F.when(F.col("like_count") > 1, 1).otherwise(0)
+    out = deduplicate(tweets, "tweets", copies=F.lit(1), liked=liked)
+    # The sums come after the record's own columns, which are those of a plain dedup.
+    assert out.columns == [*deduplicate(tweets, "tweets").columns, "copies", "liked"]
+    assertDataFrameEqual(
+        out.select("id", "like_count", "copies", "liked"),
+        spark.createDataFrame(
+            [("7", 2, 3, 2), ("8", 0, 1, 0)],
+            "id string, like_count long, copies long, liked long",
+        ),
+    )
+
+
 def test_price_hourly_figures(spark: SparkSession) -> None:
     ticks = _records(
         spark,

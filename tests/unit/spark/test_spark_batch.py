@@ -12,6 +12,7 @@ from coinfeed.spark.assign import in_coin_hours, topic_coin
 from coinfeed.spark.hourly import _read_kafka, build_parser, fallback_coins
 from coinfeed.spark.hours import ReadWindow, group_by_plan, read_windows, subtract_windows
 from coinfeed.spark.lake import stale_coin_partitions
+from coinfeed.spark.summary import first_rejections, rows_read_by_coin
 from tests.unit.spark.rows import t
 
 
@@ -84,3 +85,33 @@ def test_no_batch_flag_is_documented() -> None:
     assert parser.parse_args(["--coin", "btc", "--no-batch"]).no_batch is True
     assert parser.parse_args(["--coin", "btc"]).no_batch is False
     assert "--no-batch" in parser.format_help()
+
+
+def test_rows_read_count_only_each_coins_own_hours() -> None:
+    # (kind, coin, arrival hour, records) of one aggregation over every coin of a pass.
+    arrivals = [
+        ("prices", "btc", t(0), 3),
+        ("prices", "btc", t(1), 2),  # btc amended hour 01: counted
+        ("tweets", "btc", t(2), 7),  # read for a later window, outside btc's hours
+        ("prices", "eth", t(1), 4),  # eth did not amend 01
+        ("tweets", "eth", t(0), 5),
+    ]
+    got = rows_read_by_coin(
+        arrivals, {"btc": [t(0), t(1)], "eth": [t(0)], "sol": [t(0)]}, ("prices", "tweets")
+    )
+    assert got == {
+        "btc": {"prices": 5, "tweets": 0},
+        "eth": {"prices": 0, "tweets": 5},
+        "sol": {"prices": 0, "tweets": 0},
+    }
+
+
+def test_first_rejection_is_the_first_by_kafka_position_over_all_partitions() -> None:
+    groups = [
+        ("btc", 2, ("coinfeed.btc.tweets", 0, 4), "tweet reason"),
+        ("btc", 3, ("coinfeed.btc.prices", 1, 9), "price reason"),
+        ("btc", 1, ("coinfeed.btc.prices", 1, 10), "later"),
+        ("eth", 1, ("coinfeed.eth.prices", 0, 0), "eth reason"),
+    ]
+    assert first_rejections(groups) == {"btc": (6, "price reason"), "eth": (1, "eth reason")}
+    assert first_rejections([]) == {}
