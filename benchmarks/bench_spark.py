@@ -127,7 +127,9 @@ def produce(
         raise RuntimeError("could not deliver every benchmark record")
 
 
-def run_job(bootstrap: str, coin: str, lake: Path, cores: int) -> tuple[float, dict[str, Any]]:
+def run_job(
+    bootstrap: str, coin: str, lake: Path, cores: int, driver_memory: str = "1500m"
+) -> tuple[float, dict[str, Any]]:
     cmd = [
         sys.executable,
         "-m",
@@ -150,7 +152,7 @@ def run_job(bootstrap: str, coin: str, lake: Path, cores: int) -> tuple[float, d
         "--shuffle-partitions",
         str(cores * 2),
         "--driver-memory",
-        "1500m",
+        driver_memory,
     ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -356,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--ticks", type=int, default=3_600)
     p.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2)")
+    p.add_argument(
+        "--driver-memory",
+        default="1500m",
+        help="the job's driver heap (default 1500m; a 3M-tweet hour needs more, see spark/README)",
+    )
     p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
     args = p.parse_args(argv)
     if args.tweets:
@@ -374,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "ticks": args.ticks,
         "small_tweets": args.small,
         "cores": args.cores,
+        "driver_memory": args.driver_memory,
     }
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         work = Path(tmp)
@@ -399,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                 ticks, tweets = generate(coin, n, args.ticks)
                 produce(bootstrap, coin, ticks, tweets)
                 gen = time.perf_counter() - t0
-                job_wall, summary = run_job(bootstrap, coin, work / f"lake-{case}", args.cores)
+                job_wall, summary = run_job(
+                    bootstrap, coin, work / f"lake-{case}", args.cores, args.driver_memory
+                )
                 peer_wall, peer_stages = peer(bootstrap, coin)
                 results[case] = {
                     "tweets": n,
