@@ -128,7 +128,7 @@ def produce(
 
 
 def run_job(
-    bootstrap: str, coin: str, lake: Path, cores: int, driver_memory: str = "1500m"
+    bootstrap: str, coin: str, lake: Path, cores: int, driver_memory: str = "4g"
 ) -> tuple[float, dict[str, Any]]:
     cmd = [
         sys.executable,
@@ -360,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=2, help="Spark local[N] (default 2)")
     p.add_argument(
         "--driver-memory",
-        default="1500m",
-        help="the job's driver heap (default 1500m; a 3M-tweet hour needs more, see spark/README)",
+        default="4g",
+        help="the job's driver heap (default 4g: with 1500m a 3M-tweet hour runs out of memory, "
+        "see spark/README)",
     )
     p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
     args = p.parse_args(argv)
