@@ -104,16 +104,11 @@ def delete_dirs(spark: Any, dirs: Sequence[str]) -> None:
         p.getFileSystem(conf).delete(p, True)
 
 
-def existing_hours(spark: Any, lake: str, coin: str) -> list[datetime]:
-    """Hours that already have an ``hourly`` partition with data for ``coin`` (local or s3a)."""
-    return existing_hours_by_coin(spark, lake, [coin])[coin]
-
-
 def existing_hours_by_coin(
     spark: Any, lake: str, coins: Sequence[str]
 ) -> dict[str, list[datetime]]:
-    """:func:`existing_hours` of every coin in ``coins`` from one listing of the ``hourly``
-    dataset (a shared run's gap search lists the lake once, not once per coin)."""
+    """Per coin of ``coins``, the hours that already have an ``hourly`` partition with data (local
+    or s3a), from one listing of the dataset (a shared run lists the lake once, not per coin)."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     pattern = jvm.org.apache.hadoop.fs.Path(

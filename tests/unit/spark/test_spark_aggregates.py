@@ -29,16 +29,17 @@ def _records(spark: SparkSession, kind: str, recs: list[PriceTick] | list[Tweet]
     )  # type: ignore[arg-type]
 
 
+def _repeated_tweets() -> list[Tweet]:
+    """Post 7 observed twice (1, then 5 likes) around post 8."""
+    return [
+        tweet("7", 0, 1, "good", likes=1),
+        tweet("8", 0, 2, "bad"),
+        tweet("7", 0, 1, "good", likes=5),
+    ]
+
+
 def test_dedup_keeps_the_newest_observation(spark: SparkSession) -> None:
-    tweets = _records(
-        spark,
-        "tweets",
-        [
-            tweet("7", 0, 1, "good", likes=1),
-            tweet("8", 0, 2, "bad"),
-            tweet("7", 0, 1, "good", likes=5),
-        ],
-    )
+    tweets = _records(spark, "tweets", _repeated_tweets())
     out = deduplicate(tweets, "tweets").select("id", "like_count", "kafka_offset")
     assertDataFrameEqual(
         out,
@@ -63,16 +64,7 @@ def test_dedup_keeps_the_newest_observation(spark: SparkSession) -> None:
 def test_dedup_sums_count_every_record_of_a_key(spark: SparkSession) -> None:
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
-    tweets = _records(
-        spark,
-        "tweets",
-        [
-            tweet("7", 0, 1, "good", likes=1),
-            tweet("8", 0, 2, "bad"),
-            tweet("7", 0, 1, "good", likes=5),
-            tweet("7", 0, 3, "good", likes=2),
-        ],
-    )
+    tweets = _records(spark, "tweets", [*_repeated_tweets(), tweet("7", 0, 3, "good", likes=2)])
     liked = F.when(F.col("like_count") > 1, 1).otherwise(0)
     out = deduplicate(tweets, "tweets", copies=F.lit(1), liked=liked)
     # The sums come after the record's own columns, which are those of a plain dedup.
