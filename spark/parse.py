@@ -77,7 +77,7 @@ class Parsed:
 def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
     """Raw Kafka rows + ``_native`` (the record, when the native checks accept it) and ``_check``
     (pydantic's canonical JSON or reason, for the others). Persist this one: it runs the UDF."""
-    native = with_native(raw, kind).drop("_native_judged")
+    native = with_native(raw, kind).drop("_native_judged", "_native_wire")
     # Spark evaluates a Python UDF for every row of its input, whatever CASE surrounds it, so the
     # accepted rows reach it with null value and topic (cheap in Arrow) and are skipped there.
     pending = F.col("_native").isNull()
