@@ -320,6 +320,6 @@ def with_native(df: DataFrame, kind: TopicKind, out: str = "_native") -> DataFra
     wire = F.col("_wire")
     judged = wire | F.coalesce(well_formed, F.lit(False)) & ~F.greatest(*lax)
     native = F.when(wire, record(wire_fields)).when(F.coalesce(ok, F.lit(False)), record(fields))
-    return step.withColumns(
-        {out: native, f"{out}_judged": judged, f"{out}_wire": F.col("_wire")}
-    ).drop(*helpers)
+    return step.withColumns({out: native, f"{out}_judged": judged, f"{out}_wire": wire}).drop(
+        *helpers
+    )
