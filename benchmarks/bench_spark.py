@@ -413,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
     args = p.parse_args(argv)
+    if args.sentiment_reps < 1:
+        p.error(f"--sentiment-reps must be at least 1, got {args.sentiment_reps}")
     if args.tweets:
         sizes = [args.tweets]
     elif args.quick:
