@@ -12,7 +12,9 @@ real local 3-broker Kafka cluster, then measures, all in this run:
   (goal < 1 at this volume);
 * the small case (10,000 tweets), where JVM start dominates, against a bare baseline measured in
   the same run: a subprocess that starts the same Spark session, reads one empty Kafka hour and
-  writes one empty Parquet dataset (goal: small job / bare <= 2);
+  writes one empty Parquet dataset (goal: small job / bare <= 2); it runs with the driver JVM
+  profile the job's own rule gives an empty hour (``quick``), and the job reports the profile
+  it chose;
 * how the job grows with input (``--sizes``, default 100k, 1M and 3M tweets): seconds per
   million tweets at each size, and the job/peer ratio at each.
 
@@ -132,7 +134,8 @@ def produce(
 
 def run_job(
     bootstrap: str, coin: str, lake: Path, cores: int, driver_memory: str = "4g"
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, dict[str, Any], str]:
+    """Wall time, summary and the driver JVM profile the job chose (``--jvm-profile auto``)."""
     cmd = [
         sys.executable,
         "-m",
@@ -163,18 +166,22 @@ def run_job(
     if done.returncode != 0:
         raise RuntimeError(f"hourly job failed: {done.stderr[-3000:]}")
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith('{"'))
-    return wall, json.loads(line)
+    logs = [json.loads(ln) for ln in done.stderr.splitlines() if ln.startswith('{"')]
+    profile = next((r["profile"] for r in logs if r.get("msg") == "driver JVM profile"), "?")
+    return wall, json.loads(line), profile
 
 
 def bare_main(bootstrap: str, topic: str, out: str) -> None:
-    """The bare baseline's body: session start, one read of an empty Kafka hour, one empty write."""
+    """The bare baseline's body: session start, one read of an empty Kafka hour, one empty write.
+    Its JVM profile follows the job's rule for the input it reads (none: quick)."""
     import os
 
     from coinfeed.spark.hourly import build_parser, job_conf
+    from coinfeed.spark.jit import choose
     from coinfeed.spark.session import build_session
 
     args = build_parser().parse_args(["--coin", "x", "--lake", out, "--master", "local[2]"])
-    spark = build_session("bench-bare", job_conf(args, os.environ))
+    spark = build_session("bench-bare", job_conf(args, os.environ, choose("auto", 0)))
     empty = int((HOUR - timedelta(hours=5)).timestamp() * 1000)
     df = (
         spark.read.format("kafka")
@@ -457,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 ticks, tweets = generate(coin, n, args.ticks)
                 produce(bootstrap, coin, ticks, tweets)
                 gen = time.perf_counter() - t0
-                job_wall, summary = run_job(
+                job_wall, summary, profile = run_job(
                     bootstrap, coin, work / f"lake-{case}", args.cores, args.driver_memory
                 )
                 peer_wall, peer_stages = peer(bootstrap, coin)
@@ -465,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                     "tweets": n,
                     "generate_and_produce_seconds": gen,
                     "job_wall_seconds": job_wall,
+                    "job_jvm_profile": profile,
                     "job_stage_seconds": summary.get("stage_seconds", {}),
                     "job_rows_read": summary["rows_read"],
                     "job_duplicates": summary["duplicates"],
@@ -484,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                 print(
-                    f"{case}: {n} tweets: job {job_wall:.1f}s (JVM start included), peer "
+                    f"{case}: {n} tweets: job {job_wall:.1f}s (JVM start included, {profile} JVM "
+                    f"profile), peer "
                     f"{peer_wall:.1f}s -> job/peer = {job_wall / peer_wall:.2f} "
                     f"(goal < 1 for the busy hour)",
                     flush=True,

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ if __name__ == "__main__" and not __package__:
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
+from coinfeed.spark.jit import QUICK_MAX_RECORDS, Profile, choose, profile_conf
 from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
 
 log = logging.getLogger("coinfeed.spark.hourly")
@@ -152,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--jvm-profile",
+        choices=("auto", "quick", "full"),
+        default="auto",
+        help=(
+            "how much the driver JVM compiles: quick (C1 JIT only, no whole-stage code "
+            "generation; less CPU for small hours), full (for big ones), or auto: quick when "
+            "Kafka's offsets say the run reads at most --quick-max-records records (default auto)"
+        ),
+    )
+    p.add_argument(
+        "--quick-max-records",
+        type=int,
+        default=QUICK_MAX_RECORDS,
+        metavar="N",
+        help=f"largest estimated input, in records, that auto runs quick (default {QUICK_MAX_RECORDS})",
+    )
+    p.add_argument(
         "--master",
         default=None,
         help="Spark master (default: spark-submit's, else local[*] on loopback)",
@@ -211,6 +229,69 @@ def _read_kafka(
     for f in frames[1:]:
         out = out.unionByName(f)
     return out
+
+
+def estimate_records(
+    bootstrap: str, topics: Sequence[str], start: datetime, end: datetime
+) -> int | None:
+    """How many records ``topics`` hold with a Kafka timestamp in [start, end), from offsets
+    (kafka-python, before Spark starts); None when Kafka cannot say. An estimate: it counts
+    aborted and compacted-away offsets, and timestamps need not be ordered within a partition."""
+    from kafka import TopicPartition
+
+    from coinfeed.kafka import make_consumer
+
+    try:
+        consumer = make_consumer(bootstrap=bootstrap, security=security_from_env())
+        try:
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+            if not partitions:
+                return 0
+            ends = consumer.end_offsets(partitions)
+            bounds = []
+            for ms in (int(start.timestamp() * 1000), int(end.timestamp() * 1000)):
+                found = consumer.offsets_for_times(dict.fromkeys(partitions, ms))
+                # No record at/after the time: the partition's end.
+                bounds.append(
+                    {tp: found[tp].offset if found[tp] else ends[tp] for tp in partitions}
+                )
+            return int(sum(max(0, bounds[1][tp] - bounds[0][tp]) for tp in partitions))
+        finally:
+            consumer.close()
+    except Exception:  # the estimate is an optimisation: without it the job runs "full"
+        log.warning("could not estimate the input size from Kafka", exc_info=True)
+        return None
+
+
+def overlap(*actions: Callable[[], Any]) -> list[Any]:
+    """Run independent Spark actions at once, one driver thread each; their results in order.
+
+    A small hour's jobs spend most of their time in the driver (planning, scheduling, committing
+    files) rather than in tasks, so run one after another they leave the cores idle. Every action
+    runs to its end; then the first failure, in the order given, is raised."""
+    from pyspark import InheritableThread
+
+    results: list[Any] = [None] * len(actions)
+    errors: list[BaseException | None] = [None] * len(actions)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = actions[i]()
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors[i] = exc
+
+    threads = [InheritableThread(target=run, args=(i,)) for i in range(1, len(actions))]
+    for t in threads:
+        t.start()
+    run(0)  # the first in this thread: one thread fewer
+    for t in threads:
+        t.join()
+    for exc in errors:
+        if exc is not None:
+            raise exc
+    return results
 
 
 def missing_topics(
@@ -345,6 +426,18 @@ def process_batch(
         stage_seconds[name] = stage_seconds.get(name, 0.0) + now_ - mark[0]
         mark[0] = now_
 
+    def timed(name: str, action: Callable[[], Any]) -> Callable[[], Any]:
+        # Overlapping actions each add their own wall time: stage seconds then add up to more
+        # than the run.
+        def run() -> Any:
+            started = time.monotonic()
+            try:
+                return action()
+            finally:
+                stage_seconds[name] = stage_seconds.get(name, 0.0) + time.monotonic() - started
+
+        return run
+
     def keep(df: Any) -> Any:
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
@@ -442,7 +535,7 @@ def process_batch(
         )
     # One job for both kinds: unique rows, all rows and late ones per coin and partition (the
     # partitions the raw datasets will have).
-    per_partition = union(
+    counts_by_partition = union(
         [
             deduped[kind]
             .groupBy("coin", "date", "hour")
@@ -454,7 +547,20 @@ def process_batch(
             .withColumn("kind", F.lit(kind))
             for kind in kinds
         ]
-    ).collect()
+    )
+    q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
+    # Per coin, the reason of its first record by Kafka position (all its topics sort together).
+    position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
+    q_counts = q.groupBy("coin", "date", "hour").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.min(position).alias("position"),
+        F.min_by("reason", position).alias("first"),
+    )
+    # Independent of each other: their jobs overlap (see overlap).
+    per_partition, q_parts = overlap(
+        timed("dedup_sentiment", counts_by_partition.collect),
+        timed("quarantine", q_counts.collect),
+    )
     present: dict[str, list[tuple[str, str, int]]] = {}
     raw_dataset = {"prices": lake.RAW_PRICES, "tweets": lake.RAW_TWEETS}
     uniques: dict[str, dict[str, int]] = {c: dict.fromkeys(kinds, 0) for c in coins}
@@ -465,55 +571,64 @@ def process_batch(
         uniques[r.coin][r.kind] += int(r.unique)
         runs[r.coin].duplicates[r.kind] += int(r["all"]) - int(r.unique)
         runs[r.coin].late_records += int(r.late or 0)
-    stage("dedup_sentiment")
-
-    q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
-    # Per coin, the reason of its first record by Kafka position (all its topics sort together).
-    position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
-    q_parts = (
-        q.groupBy("coin", "date", "hour")
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.min(position).alias("position"),
-            F.min_by("reason", position).alias("first"),
-        )
-        .collect()
-    )
     present[lake.QUARANTINE] = [(r.coin, r.date, int(r.hour)) for r in q_parts]
     rejected = first_rejections([(r.coin, int(r.n), r.position, r.first) for r in q_parts])
     for coin, (n, first) in rejected.items():
         runs[coin].quarantined = n
         runs[coin].first_rejection = first
-    stage("quarantine")
+
     hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
     # One row per coin and hour: small enough to collect whole (its partitions, its rows per
     # coin, each coin's newest hour). Epoch seconds: collect() renders timestamps in local time.
-    hourly_rows = hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect()
-    present[lake.HOURLY] = [(r.coin, r.date, int(r.hour)) for r in hourly_rows]
-    stage("aggregate")
-
-    # Raw and quarantine first, hourly last: an hourly partition means the hour is complete, so a
-    # run killed in between leaves a gap that the next run fills.
+    collect_hourly = hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect
     helpers = ("hour_start", "_copies", "_late")
-    raw_prices = deduped["prices"].drop(*helpers)
-    raw_tweets = deduped["tweets"].drop(*helpers)
-    # Every dataset is rewritten for exactly each coin's hours: a partition the output lacks is
-    # removed.
-    outputs = (
-        (raw_prices, lake.RAW_PRICES, ("ts", "source")),
-        (raw_tweets, lake.RAW_TWEETS, ("created_at", "id")),
-        (q, lake.QUARANTINE, ("kind", "kafka_topic", "kafka_partition", "kafka_offset")),
-        (hourly, lake.HOURLY, ("hour_start",)),
-    )
-    for df, dataset, order in outputs:
-        lake.write_partitions(
+
+    def write(df: Any, dataset: str, order: Sequence[str], present: list[Any]) -> Any:
+        # Every dataset is rewritten for exactly each coin's hours: a partition the output lacks
+        # is removed.
+        return lambda: lake.write_partitions(
             df,
             lake.dataset_path(args.lake, dataset),
             order,
             hours_by_coin=all_hours,
-            present=present.get(dataset, []),
+            present=present,
         )
-    stage("write")
+
+    # Raw and quarantine first, hourly last: an hourly partition means the hour is complete, so a
+    # run killed in between leaves a gap that the next run fills. The hourly rows are computed
+    # meanwhile.
+    hourly_rows, *_ = overlap(
+        timed("aggregate", collect_hourly),
+        timed(
+            "write",
+            write(
+                deduped["prices"].drop(*helpers),
+                lake.RAW_PRICES,
+                ("ts", "source"),
+                present.get(lake.RAW_PRICES, []),
+            ),
+        ),
+        timed(
+            "write",
+            write(
+                deduped["tweets"].drop(*helpers),
+                lake.RAW_TWEETS,
+                ("created_at", "id"),
+                present.get(lake.RAW_TWEETS, []),
+            ),
+        ),
+        timed(
+            "write",
+            write(
+                q,
+                lake.QUARANTINE,
+                ("kind", "kafka_topic", "kafka_partition", "kafka_offset"),
+                present[lake.QUARANTINE],
+            ),
+        ),
+    )
+    present[lake.HOURLY] = [(r.coin, r.date, int(r.hour)) for r in hourly_rows]
+    timed("write", write(hourly, lake.HOURLY, ("hour_start",), present[lake.HOURLY]))()
     hourly_count: dict[str, int] = {}
     newest: dict[str, Any] = {}
     for r in hourly_rows:
@@ -544,7 +659,9 @@ def process_batch(
     return runs
 
 
-def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
+def job_conf(
+    args: argparse.Namespace, env: Mapping[str, str], profile: Profile = "full"
+) -> dict[str, str]:
     """The run's Spark settings. Reads nothing from the repository: pinned versions ship in the
     package (``coinfeed.pinned_versions``) and the connector jars come from ``$COINFEED_CACHE``.
 
@@ -567,12 +684,13 @@ def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
                 f"Spark RPC key file {path} is missing or empty: is Secret {secret_name!r} in "
                 f"this namespace, with key {jenv.RPC_SECRET_KEY!r}?"
             )
-    return spark_conf(
+    conf = spark_conf(
         master=master,
         shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
         extra=env_conf(env, master),
     )
+    return profile_conf(profile, conf)
 
 
 class _Outcome:
@@ -643,6 +761,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
             usage_error(str(exc))
         now = hr.parse_instant(args.now) if args.now else datetime.now(UTC)
         grace = timedelta(minutes=args.grace_minutes)
+        if args.quick_max_records < 0:
+            usage_error(f"--quick-max-records must be 0 or more, got {args.quick_max_records}")
         if (args.from_hour is None) != (args.to_hour is None):
             usage_error("--from and --to go together")
         explicit = args.from_hour is not None
@@ -667,8 +787,34 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         success_registry,
     )
 
+    gap_search = not explicit and not args.no_gaps
+    records: int | None = None
+    if args.jvm_profile == "auto":
+        # Every hour this run may read arrived between the oldest hour it may process and now.
+        oldest = (
+            hr.oldest_retained_hour(now, timedelta(hours=args.retention_hours))
+            if gap_search
+            else min(requested, default=now)
+        )
+        kinds: tuple[TopicKind, ...] = ("prices", "tweets")
+        records = estimate_records(
+            ",".join(bootstrap_servers(args.bootstrap)),
+            [topic_name(c, k) for c in coins for k in kinds],
+            oldest,
+            now,
+        )
+    profile = choose(args.jvm_profile, records, args.quick_max_records)
+    log.info(
+        "driver JVM profile",
+        extra={
+            "profile": profile,
+            "requested": args.jvm_profile,
+            "records_estimate": records,
+            "quick_max_records": args.quick_max_records,
+        },
+    )
     try:
-        conf = job_conf(args, os.environ)
+        conf = job_conf(args, os.environ, profile)
     except (LookupError, OSError) as exc:
         # A missing pin or connector jar: say which, not a traceback.
         outcome.fatal = f"cannot start: {exc}"
@@ -745,7 +891,6 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     plans: dict[str, list[datetime]] = {}
     skips: dict[str, list[datetime]] = {}
     planning: dict[str, float] = {}  # seconds each coin's gap search took
-    gap_search = not explicit and not args.no_gaps
     try:
         listed: dict[str, list[datetime]] = {}
         started = time.monotonic()

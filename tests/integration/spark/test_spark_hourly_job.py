@@ -424,3 +424,36 @@ def test_hourly_job_end_to_end(feed: str, pushgateway: str, tmp_path: Path) -> N
     assert proc.returncode == -signal.SIGKILL
     run_job(feed, lake, "--lookback-hours", "2")
     assert snapshot(lake) == first
+
+
+def profile_chosen(stderr: str) -> dict[str, Any]:
+    """The job's "driver JVM profile" log record."""
+    records = [json.loads(ln) for ln in stderr.splitlines() if ln.startswith("{")]
+    found = [r for r in records if r.get("msg") == "driver JVM profile"]
+    assert len(found) == 1, stderr[-4000:]
+    record: dict[str, Any] = found[0]
+    return record
+
+
+def test_quick_and_full_jvm_profiles_write_the_same_lake(feed: str, tmp_path: Path) -> None:
+    """auto estimates this small input from Kafka's offsets and runs quick (C1 JIT, no
+    whole-stage code generation); full writes the very same content."""
+    from coinfeed.spark.hourly import estimate_records
+
+    assert estimate_records(feed, list(TOPICS.values()), at(0), at(2, 10)) == len(RECORDS)
+    assert estimate_records(feed, list(TOPICS.values()), at(1, 46), at(2, 10)) == 0
+    assert estimate_records(feed, ["coinfeed.nosuchcoin.tweets"], at(0), at(2, 10)) == 0
+    outcomes = {}
+    for profile in ("auto", "full"):
+        lake = tmp_path / profile
+        cmd = [sys.executable, "-m", "coinfeed", "hourly", *JOB_ARGS, "--bootstrap", feed]
+        cmd += ["--lake", str(lake), "--lookback-hours", "2", "--jvm-profile", profile]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-4000:]
+        outcomes[profile] = (profile_chosen(done.stderr), snapshot(lake))
+    (auto, auto_lake), (full, full_lake) = outcomes["auto"], outcomes["full"]
+    # Gap search from the oldest retained hour (00) to now: every record of the data set.
+    assert (auto["profile"], auto["records_estimate"]) == ("quick", len(RECORDS))
+    assert (full["profile"], full["records_estimate"]) == ("full", None)
+    assert len(full_lake) == 7
+    assert auto_lake == full_lake
