@@ -177,11 +177,12 @@ def bare_main(bootstrap: str, topic: str, out: str) -> None:
     import os
 
     from coinfeed.spark.hourly import build_parser, job_conf
-    from coinfeed.spark.jit import choose
+    from coinfeed.spark.jit import choose, profile_conf
     from coinfeed.spark.session import build_session
 
     args = build_parser().parse_args(["--coin", "x", "--lake", out, "--master", "local[2]"])
-    spark = build_session("bench-bare", job_conf(args, os.environ, choose("auto", 0)))
+    conf = profile_conf(choose("auto", 0), job_conf(args, os.environ))
+    spark = build_session("bench-bare", conf)
     empty = int((HOUR - timedelta(hours=5)).timestamp() * 1000)
     df = (
         spark.read.format("kafka")

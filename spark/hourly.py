@@ -26,7 +26,7 @@ if __name__ == "__main__" and not __package__:
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
-from coinfeed.spark.jit import QUICK_MAX_RECORDS, Profile, choose, profile_conf
+from coinfeed.spark.jit import QUICK_MAX_RECORDS, choose, profile_conf
 from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
 
 log = logging.getLogger("coinfeed.spark.hourly")
@@ -242,7 +242,10 @@ def estimate_records(
     from coinfeed.kafka import make_consumer
 
     try:
-        consumer = make_consumer(bootstrap=bootstrap, security=security_from_env())
+        # An optimisation: a Kafka that cannot be reached costs seconds, not the default 30.
+        consumer = make_consumer(
+            bootstrap=bootstrap, security=security_from_env(), bootstrap_timeout_ms=5000
+        )
         try:
             partitions = [
                 TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
@@ -260,8 +263,11 @@ def estimate_records(
             return int(sum(max(0, bounds[1][tp] - bounds[0][tp]) for tp in partitions))
         finally:
             consumer.close()
-    except Exception:  # the estimate is an optimisation: without it the job runs "full"
-        log.warning("could not estimate the input size from Kafka", exc_info=True)
+    except Exception as exc:  # an optimisation: without it the job runs "full"
+        log.warning(
+            "could not estimate the input size from Kafka; the full JVM profile is used",
+            extra={"error": f"{type(exc).__name__}: {exc}"},
+        )
         return None
 
 
@@ -659,9 +665,7 @@ def process_batch(
     return runs
 
 
-def job_conf(
-    args: argparse.Namespace, env: Mapping[str, str], profile: Profile = "full"
-) -> dict[str, str]:
+def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
     """The run's Spark settings. Reads nothing from the repository: pinned versions ship in the
     package (``coinfeed.pinned_versions``) and the connector jars come from ``$COINFEED_CACHE``.
 
@@ -684,13 +688,12 @@ def job_conf(
                 f"Spark RPC key file {path} is missing or empty: is Secret {secret_name!r} in "
                 f"this namespace, with key {jenv.RPC_SECRET_KEY!r}?"
             )
-    conf = spark_conf(
+    return spark_conf(
         master=master,
         shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
         extra=env_conf(env, master),
     )
-    return profile_conf(profile, conf)
 
 
 class _Outcome:
@@ -787,6 +790,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         success_registry,
     )
 
+    try:
+        conf = job_conf(args, os.environ)
+    except (LookupError, OSError) as exc:
+        # A missing pin or connector jar: say which, not a traceback.
+        outcome.fatal = f"cannot start: {exc}"
+        print(f"coinfeed hourly: cannot start: {exc}", file=sys.stderr)
+        return 2
     gap_search = not explicit and not args.no_gaps
     records: int | None = None
     if args.jvm_profile == "auto":
@@ -813,13 +823,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
             "quick_max_records": args.quick_max_records,
         },
     )
-    try:
-        conf = job_conf(args, os.environ, profile)
-    except (LookupError, OSError) as exc:
-        # A missing pin or connector jar: say which, not a traceback.
-        outcome.fatal = f"cannot start: {exc}"
-        print(f"coinfeed hourly: cannot start: {exc}", file=sys.stderr)
-        return 2
+    conf = profile_conf(profile, conf)
     spark = build_session("coinfeed-hourly", conf)
 
     def finish(coin: str, run: Any, seconds: float) -> None:
