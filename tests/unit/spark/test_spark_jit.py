@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from coinfeed.spark.jit import (
     DRIVER_JAVA_OPTIONS,
+    FULL_JAVA_OPTIONS,
     QUICK_JAVA_OPTIONS,
     QUICK_MAX_RECORDS,
     choose,
@@ -50,6 +53,27 @@ def test_quick_adds_to_the_drivers_options_and_turns_whole_stage_codegen_off() -
     assert profile_conf("quick", {})[DRIVER_JAVA_OPTIONS] == QUICK_JAVA_OPTIONS
 
 
-def test_full_changes_nothing() -> None:
-    conf = {DRIVER_JAVA_OPTIONS: "-Duser.timezone=UTC"}
-    assert profile_conf("full", conf) == conf
+def test_full_keeps_whole_stage_codegen_and_raises_only_c2s_thresholds() -> None:
+    conf = {DRIVER_JAVA_OPTIONS: "-Duser.timezone=UTC", "spark.master": "local[2]"}
+    assert profile_conf("full", conf) == {
+        DRIVER_JAVA_OPTIONS: f"-Duser.timezone=UTC {FULL_JAVA_OPTIONS}",
+        "spark.master": "local[2]",
+    }
+    flags = dict(o.removeprefix("-XX:").split("=") for o in FULL_JAVA_OPTIONS.split())
+    # Tier 4 only: C1 (tier 3) keeps compiling at once, and C2 stays on (no TieredStopAtLevel).
+    assert set(flags) == {
+        "Tier4InvocationThreshold",
+        "Tier4MinInvocationThreshold",
+        "Tier4CompileThreshold",
+        "Tier4BackEdgeThreshold",
+    }
+    assert all(int(v) > 0 for v in flags.values())
+
+
+def test_every_profiles_java_options_start_a_jvm() -> None:
+    # A misspelt -XX flag stops the driver JVM before Spark starts: ask this JDK.
+    for options in (QUICK_JAVA_OPTIONS, FULL_JAVA_OPTIONS):
+        done = subprocess.run(
+            ["java", *options.split(), "-version"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, f"{options}: {done.stderr}"
