@@ -158,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help=(
             "how much the driver JVM compiles: quick (C1 JIT only, no whole-stage code "
-            "generation; less CPU for small hours), full (for big ones), or auto: quick when "
-            "Kafka's offsets say the run reads at most --quick-max-records records (default auto)"
+            "generation; less CPU for small hours), full (C2 for hot code only; for big ones), "
+            "or auto: quick when Kafka's offsets say the run reads at most --quick-max-records "
+            "records (default auto)"
         ),
     )
     p.add_argument(
