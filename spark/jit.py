@@ -50,9 +50,9 @@ def choose(requested: str, records: int | None, max_records: int = QUICK_MAX_REC
 
 
 def profile_conf(profile: Profile, conf: Mapping[str, str]) -> dict[str, str]:
-    """``conf`` with the profile's settings: each adds its JVM options to the driver's (after any
-    already set, so an operator's own options come first); ``quick`` also turns whole-stage code
-    generation off."""
+    """``conf`` with the profile's settings: each appends its JVM options to the driver's (for a
+    flag given twice the JVM takes the last, so the profile's win; ``--jvm-profile`` is the
+    switch); ``quick`` also turns whole-stage code generation off."""
     out = dict(conf)
     options = out.get(DRIVER_JAVA_OPTIONS, "").strip()
     added = QUICK_JAVA_OPTIONS if profile == "quick" else FULL_JAVA_OPTIONS
