@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -434,15 +435,18 @@ def process_batch(
         stage_seconds[name] = stage_seconds.get(name, 0.0) + now_ - mark[0]
         mark[0] = now_
 
+    adding = threading.Lock()
+
     def timed(name: str, action: Callable[[], Any]) -> Callable[[], Any]:
         # Overlapping actions each add their own wall time: stage seconds then add up to more
-        # than the run.
+        # than the run. Three writes run at once under "write": the lock keeps every addition.
         def run() -> Any:
             started = time.monotonic()
             try:
                 return action()
             finally:
-                stage_seconds[name] = stage_seconds.get(name, 0.0) + time.monotonic() - started
+                with adding:
+                    stage_seconds[name] = stage_seconds.get(name, 0.0) + time.monotonic() - started
 
         return run
 

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from coinfeed.devcluster.kafka import find_java
 from coinfeed.spark.jit import (
     DRIVER_JAVA_OPTIONS,
     FULL_JAVA_OPTIONS,
@@ -71,9 +72,11 @@ def test_full_keeps_whole_stage_codegen_and_raises_only_c2s_thresholds() -> None
 
 
 def test_every_profiles_java_options_start_a_jvm() -> None:
-    # A misspelt -XX flag stops the driver JVM before Spark starts: ask this JDK.
+    # A misspelt -XX flag stops the driver JVM before Spark starts: ask the JDK Spark would use
+    # (JAVA_HOME, else PATH).
+    java = find_java()
     for options in (QUICK_JAVA_OPTIONS, FULL_JAVA_OPTIONS):
         done = subprocess.run(
-            ["java", *options.split(), "-version"], capture_output=True, text=True, check=False
+            [java, *options.split(), "-version"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, f"{options}: {done.stderr}"
