@@ -231,6 +231,15 @@ def _tweet_rules(f: dict[str, Column]) -> Column:
     return v1 & F.when(x, x_ids).otherwise(bluesky_ids)
 
 
+def wire_bytes(record: Column) -> Column:
+    """A typed record (``record_struct``) in the producers' wire form, as Kafka value bytes: what
+    Spark's JSON writer gives back. For a record the wire tier accepted this is its value, byte
+    for byte (that is the tier's test), so the value need not be kept beside the record."""
+    return F.to_json(record, {"timestampFormat": _WIRE_TS, "ignoreNullFields": "false"}).cast(
+        "binary"
+    )
+
+
 def with_native(df: DataFrame, kind: TopicKind, out: str = "_native") -> DataFrame:
     """``df`` (with ``value`` bytes and ``topic``) + ``out``: the typed record
     (``record_struct(kind)``) when the native checks accept it, else null; + ``<out>_judged``:
@@ -246,9 +255,8 @@ def with_native(df: DataFrame, kind: TopicKind, out: str = "_native") -> DataFra
     topic_coin = F.split(F.col("topic"), r"\.").getItem(1)
     # First tier: the producers' wire form, proven by writing the parsed record back.
     step = df.withColumn("_w", F.from_json(text, struct, {"timestampFormat": _WIRE_TS}))
-    written = F.to_json(F.col("_w"), {"timestampFormat": _WIRE_TS, "ignoreNullFields": "false"})
     wire_fields = {r.name: F.col("_w").getField(r.name) for r in rules}
-    wire_ok = written.cast("binary") == F.col("value")
+    wire_ok = wire_bytes(F.col("_w")) == F.col("value")
     for rule in rules:
         wire_ok = wire_ok & _wire_field(rule, wire_fields[rule.name])
     wire_ok = wire_ok & (wire_fields["coin"] == topic_coin)

@@ -23,7 +23,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 from pyspark.sql.types import StringType, StructField, StructType
 
 from coinfeed.schemas import RECORD_MODELS, RecordError, decode_record
-from coinfeed.spark.native import with_native
+from coinfeed.spark.native import wire_bytes, with_native
 from coinfeed.spark.schema import record_struct
 from coinfeed.topics import TOPIC_KINDS, TopicKind, parse_topic
 
@@ -76,14 +76,23 @@ class Parsed:
 
 def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
     """Raw Kafka rows + ``_native`` (the record, when the native checks accept it) and ``_check``
-    (pydantic's canonical JSON or reason, for the others). Persist this one: it runs the UDF."""
-    native = with_native(raw, kind).drop("_native_judged", "_native_wire")
+    (pydantic's canonical JSON or reason, for the others). Persist this one: it runs the UDF.
+
+    ``value`` is null where the wire tier accepted the record: those bytes are
+    ``wire_bytes(_native)`` exactly, and :func:`split` gives them back where they are needed (the
+    quarantine of a valid record that came too late), so the persisted rows hold each record once.
+    """
+    native = with_native(raw, kind).drop("_native_judged")
+    pending = F.col("_native").isNull()
+    kept = F.when(~F.col("_native_wire"), F.col("value"))
     # Spark evaluates a Python UDF for every row of its input, whatever CASE surrounds it, so the
     # accepted rows reach it with null value and topic (cheap in Arrow) and are skipped there.
-    pending = F.col("_native").isNull()
-    return native.withColumn(
-        "_check",
-        _CHECKERS[kind](F.when(pending, F.col("value")), F.when(pending, F.col("topic")), pending),
+    return native.select(
+        *[kept.alias(c) if c == "value" else F.col(c) for c in raw.columns],
+        "_native",
+        _CHECKERS[kind](
+            F.when(pending, F.col("value")), F.when(pending, F.col("topic")), pending
+        ).alias("_check"),
     )
 
 
@@ -96,8 +105,9 @@ def split(checked: DataFrame, kind: TopicKind) -> Parsed:
         {"mode": "FAILFAST", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"},
     )
     record = F.coalesce(F.col("_native"), parsed)
+    value = F.coalesce(F.col("value"), wire_bytes(F.col("_native"))).alias("value")
     records = checked.where(F.col("_check.reason").isNull()).select(
-        record.alias("r"), *lineage, F.col("key"), F.col("value")
+        record.alias("r"), *lineage, F.col("key"), value
     )
     records = records.select("r.*", *[f"kafka_{c}" for c in KAFKA_COLUMNS], "key", "value")
     rejected = checked.where(F.col("_check.reason").isNotNull()).select(

@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from coinfeed.spark.assign import on_time_records, quarantined
-from coinfeed.spark.parse import check_record, parse_records
+from coinfeed.spark.parse import check, check_record, parse_records, split
 from tests.unit.spark.rows import kafka_rows, t, tick, tweet
 
 PRICES = "coinfeed.btc.prices"
@@ -87,6 +87,25 @@ def test_parse_records_splits_typed_records_and_rejects(spark: SparkSession) -> 
     assert [(r.kafka_offset, bytes(r.value)) for r in rejected] == [(1, b"{oops"), (2, b"\xff")]
     assert "malformed JSON" in rejected[0].reason
     assert "not UTF-8" in rejected[1].reason
+
+
+def test_a_wire_form_record_is_persisted_once_and_its_bytes_given_back(
+    spark: SparkSession,
+) -> None:
+    wire = tick(0, 10, 1.0).to_json()  # the producers' exact form
+    spaced = json.dumps(json.loads(tick(0, 11, 2.0).to_json())).encode()  # valid, not that form
+    raw = kafka_rows(spark, PRICES, [(wire, t(0, 10)), (spaced, t(0, 11)), (b"{oops", t(0, 12))])
+    checked = check(raw, "prices")
+    # The checked rows (persisted by the job) hold a wire-form record only as the typed record.
+    kept = {r.offset: r.value for r in checked.select("offset", "value").collect()}
+    assert kept == {0: None, 1: bytearray(spaced), 2: bytearray(b"{oops")}
+    parsed = split(checked, "prices")
+    values = {r.kafka_offset: bytes(r.value) for r in parsed.records.collect()}
+    assert values == {0: wire, 1: spaced}
+    # A valid record quarantined as late keeps the bytes it was sent with.
+    late = kafka_rows(spark, PRICES, [(wire, t(1, 20))])
+    q = quarantined(parse_records(late, "prices"), "prices", {"btc": [t(1)]})
+    assert [(bytes(r.value), r.reason[:5]) for r in q.collect()] == [(wire, "late:")]
 
 
 def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
