@@ -106,6 +106,13 @@ def test_a_wire_form_record_is_persisted_once_and_its_bytes_given_back(
     late = kafka_rows(spark, PRICES, [(wire, t(1, 20))])
     q = quarantined(parse_records(late, "prices"), "prices", {"btc": [t(1)]})
     assert [(bytes(r.value), r.reason[:5]) for r in q.collect()] == [(wire, "late:")]
+    # Posts too: arrays, nullable fields and a text with escapes come back byte for byte.
+    post = tweet("7", 0, 5, 'gm "btc" \u00e9\n #btc', likes=3, tags=["btc", "hodl"])
+    posts = kafka_rows(spark, TWEETS, [(post.to_json(), t(0, 5))])
+    checked_posts = check(posts, "tweets")
+    assert [r.value for r in checked_posts.select("value").collect()] == [None]
+    got = [bytes(r.value) for r in split(checked_posts, "tweets").records.collect()]
+    assert got == [post.to_json()]
 
 
 def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
