@@ -80,9 +80,10 @@ def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
 
     ``value`` is null where the wire tier accepted the record: those bytes are
     ``wire_bytes(_native)`` exactly, and :func:`split` gives them back where they are needed (the
-    quarantine of a valid record that came too late), so the persisted rows hold each record once.
+    quarantine of a valid record that came too late or early), so the persisted rows hold each
+    record once.
     """
-    native = with_native(raw, kind).drop("_native_judged")
+    native = with_native(raw, kind)  # the select below keeps only what later steps read
     pending = F.col("_native").isNull()
     kept = F.when(~F.col("_native_wire"), F.col("value"))
     # Spark evaluates a Python UDF for every row of its input, whatever CASE surrounds it, so the
