@@ -36,7 +36,7 @@ kafka-status: $(STAMP) ## show the local Kafka cluster's processes and brokers
 envtest: ## build (or locate) kube-apiserver + etcd for the test API server; prints KUBEBUILDER_ASSETS
 	bash scripts/build-go-tools.sh envtest
 
-tools: ## build helm, kube-linter (and envtest binaries) from the Go module proxy into ~/.cache/coinfeed
+tools: ## build the envtest binaries, helm, kind, the local node's programs and kube-linter (if served) from the Go module proxy into ~/.cache/coinfeed
 	bash scripts/build-go-tools.sh all
 
 test: $(STAMP) tools ## run unit + integration tests (starts real Kafka, kube-apiserver, Spark, Prometheus)
