@@ -27,7 +27,14 @@ if __name__ == "__main__" and not __package__:
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
-from coinfeed.spark.jit import QUICK_MAX_RECORDS, choose, profile_conf
+from coinfeed.spark.jit import (
+    QUICK_MAX_RECORDS,
+    VALIDATION_CHOICES,
+    Validation,
+    choose,
+    choose_validation,
+    profile_conf,
+)
 from coinfeed.topics import InvalidCoinError, TopicKind, normalize_coin, topic_name
 
 log = logging.getLogger("coinfeed.spark.hourly")
@@ -165,11 +172,25 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--validation",
+        choices=VALIDATION_CHOICES,
+        default="auto",
+        help=(
+            "how records are validated: native (Spark-native checks generated from the record "
+            "models, the pydantic model only for what they leave pending; for big hours), "
+            "pydantic (every record through the model; less fixed work for small hours), or "
+            "auto: pydantic when the estimate is at most --quick-max-records (default auto)"
+        ),
+    )
+    p.add_argument(
         "--quick-max-records",
         type=int,
         default=QUICK_MAX_RECORDS,
         metavar="N",
-        help=f"largest estimated input, in records, that auto runs quick (default {QUICK_MAX_RECORDS})",
+        help=(
+            "largest estimated input, in records, that auto runs quick and validates with "
+            f"pydantic alone (default {QUICK_MAX_RECORDS})"
+        ),
     )
     p.add_argument(
         "--master",
@@ -359,6 +380,7 @@ def process_coin(
     hours: list[datetime],
     grace: timedelta,
     now: datetime | None = None,
+    validation: Validation = "native",
 ) -> Any:
     """Run the pipeline for one coin's hours (plus the earlier hours late records amend); returns
     its :class:`CoinRun`. A missing topic raises ``LookupError`` naming it."""
@@ -366,7 +388,7 @@ def process_coin(
     error = missing_topic_errors(spark, bootstrap, [coin]).get(coin)
     if error:
         raise LookupError(error)
-    return process_batch(spark, args, [coin], hours, grace, now)[coin]
+    return process_batch(spark, args, [coin], hours, grace, now, validation)[coin]
 
 
 def process_batch(
@@ -376,16 +398,18 @@ def process_batch(
     hours: list[datetime],
     grace: timedelta,
     now: datetime | None = None,
+    validation: Validation = "native",
 ) -> dict[str, Any]:
     """Run the pipeline once for ``coins`` that share the same ``hours`` and whose topics exist:
     one Kafka read per kind over all their topics, one validation/dedup/aggregation pass and one
     write per dataset. Each coin keeps its own hours (the earlier hours its late records amend)
-    and gets its own :class:`CoinRun`; the pass's stage seconds are shared out equally."""
+    and gets its own :class:`CoinRun`; the pass's stage seconds are shared out equally.
+    ``validation``: the records' path (:func:`coinfeed.spark.parse.check`)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
     from coinfeed.spark import hours as hr
-    from coinfeed.spark import lake
+    from coinfeed.spark import lake, warmup
     from coinfeed.spark.assign import (
         late_event_hours,
         late_merged,
@@ -407,6 +431,8 @@ def process_batch(
     )
     from coinfeed.spark.tweets import tweet_hourly
 
+    # Python workers load the UDFs' modules while the driver builds and plans the queries.
+    warmup.start(spark)
     coins = list(coins)
     retention = timedelta(hours=args.retention_hours)
     lateness = hr.lateness_bound(
@@ -483,7 +509,8 @@ def process_batch(
     topics = {kind: [topic_name(c, kind) for c in coins] for kind in kinds}
     checked: dict[str, Any] = {}
     for kind in kinds:
-        checked[kind] = keep(check(_read_kafka(spark, bootstrap, topics[kind], windows), kind))
+        raw = _read_kafka(spark, bootstrap, topics[kind], windows)
+        checked[kind] = keep(check(raw, kind, validation))
     all_hours: dict[str, list[datetime]] = {c: list(hours) for c in coins}
     # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
     # the earlier hours of each coin that late records belong to.
@@ -511,7 +538,10 @@ def process_batch(
         extra = hr.subtract_windows(hr.read_windows(every_amended, grace, lateness, now), windows)
         # An amended hour inside the merged read window needs no extra read: its records are in.
         if extra:
-            more = {k: check(_read_kafka(spark, bootstrap, topics[k], extra), k) for k in kinds}
+            more = {
+                k: check(_read_kafka(spark, bootstrap, topics[k], extra), k, validation)
+                for k in kinds
+            }
             for kind in kinds:
                 checked[kind] = keep(checked[kind].unionByName(more[kind]))
             # The extra windows do not overlap the first ones: their rows add up.
@@ -784,7 +814,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         return 2
     gap_search = not explicit and not args.no_gaps
     records: int | None = None
-    if args.jvm_profile == "auto":
+    if "auto" in (args.jvm_profile, args.validation):
         # Every hour this run may read arrived between the oldest hour it may process and now.
         oldest = (
             hr.oldest_retained_hour(now, timedelta(hours=args.retention_hours))
@@ -799,11 +829,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
             now,
         )
     profile = choose(args.jvm_profile, records, args.quick_max_records)
+    validation = choose_validation(args.validation, records, args.quick_max_records)
     log.info(
         "driver JVM profile",
         extra={
             "profile": profile,
             "requested": args.jvm_profile,
+            "validation": validation,
             "records_estimate": records,
             "quick_max_records": args.quick_max_records,
         },
@@ -840,7 +872,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
         """The per-coin path: topic check + a pass of this coin alone."""
         started = time.monotonic()
         try:
-            run = process_coin(spark, args, coin, todo, grace, now) if todo else CoinRun(coin=coin)
+            run = (
+                process_coin(spark, args, coin, todo, grace, now, validation)
+                if todo
+                else CoinRun(coin=coin)
+            )
         except Exception as exc:
             fail(coin, exc)
             return
@@ -857,7 +893,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
             for coin, error in missing.items():
                 fail(coin, LookupError(error))
             present = [c for c in coins if c not in missing]
-            runs = process_batch(spark, args, present, todo, grace, now) if present else {}
+            runs = (
+                process_batch(spark, args, present, todo, grace, now, validation) if present else {}
+            )
         except Exception as exc:
             alone = fallback_coins(present, failed=True)
             if not alone:

@@ -8,12 +8,17 @@ checks cannot judge and words the reason of every rejected record. A record pyda
 re-serialised in its canonical form (UTC ``...Z`` timestamps, defaults filled, lower-case coin) and
 parsed with the ``StructType`` derived from the same model. The contract test proves both paths
 agree, so the job can never accept what a producer would reject, or the reverse.
+
+A small run skips the native checks (``validation="pydantic"``): every record goes to the model.
+Building and planning the native checks' few thousand expressions costs the driver seconds of
+fixed work per run, more than pydantic needs for tens of thousands of records (measured in
+:mod:`coinfeed.spark.jit`, which chooses).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -23,6 +28,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 from pyspark.sql.types import StringType, StructField, StructType
 
 from coinfeed.schemas import RECORD_MODELS, RecordError, decode_record
+from coinfeed.spark.jit import Validation
 from coinfeed.spark.native import wire_bytes, with_native
 from coinfeed.spark.schema import record_struct
 from coinfeed.topics import TOPIC_KINDS, TopicKind, parse_topic
@@ -30,6 +36,9 @@ from coinfeed.topics import TOPIC_KINDS, TopicKind, parse_topic
 # Kafka source columns the job keeps for lineage (and for the quarantine).
 KAFKA_COLUMNS = ("topic", "partition", "offset", "timestamp")
 EVENT_TIME = {"prices": "ts", "tweets": "created_at"}
+
+# How Spark reads the model's canonical JSON (``schemas.to_json``: millisecond ``Z`` timestamps).
+_CANONICAL_JSON: Final = {"mode": "FAILFAST", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"}
 
 _CHECK_TYPE = StructType(
     [StructField("canonical", StringType(), True), StructField("reason", StringType(), True)]
@@ -74,15 +83,21 @@ class Parsed:
     rejected: DataFrame
 
 
-def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
-    """Raw Kafka rows + ``_native`` (the record, when the native checks accept it) and ``_check``
-    (pydantic's canonical JSON or reason, for the others). Persist this one: it runs the UDF.
+def check(raw: DataFrame, kind: TopicKind, validation: Validation = "native") -> DataFrame:
+    """Raw Kafka rows + ``_record`` (the typed record, when a check accepted it) and ``_check``
+    (pydantic's reason for a rejected record; its canonical JSON for a record it accepted that
+    ``_record`` does not hold yet). Persist this one: it runs the UDF.
 
-    ``value`` is null where the wire tier accepted the record: those bytes are
-    ``wire_bytes(_native)`` exactly, and :func:`split` gives them back where they are needed (the
-    quarantine of a valid record that came too late or early), so the persisted rows hold each
-    record once.
+    ``native``: the native checks first, pydantic for the records they leave pending. ``value``
+    is null where the wire tier accepted the record: those bytes are ``wire_bytes(_record)``
+    exactly, and :func:`split` gives them back where they are needed (the quarantine of a valid
+    record that came too late or early), so the persisted rows hold each record once.
+    ``pydantic``: every record through the model (a small run: see the module docstring).
     """
+    if validation == "pydantic":
+        return _check_pydantic(raw, kind)
+    if validation != "native":
+        raise ValueError(f"validation must be native or pydantic, got {validation!r}")
     native = with_native(raw, kind)  # the select below keeps only what later steps read
     pending = F.col("_native").isNull()
     kept = F.when(~F.col("_native_wire"), F.col("value"))
@@ -90,23 +105,35 @@ def check(raw: DataFrame, kind: TopicKind) -> DataFrame:
     # accepted rows reach it with null value and topic (cheap in Arrow) and are skipped there.
     return native.select(
         *[kept.alias(c) if c == "value" else F.col(c) for c in raw.columns],
-        "_native",
+        F.col("_native").alias("_record"),
         _CHECKERS[kind](
             F.when(pending, F.col("value")), F.when(pending, F.col("topic")), pending
         ).alias("_check"),
     )
 
 
+def _check_pydantic(raw: DataFrame, kind: TopicKind) -> DataFrame:
+    """:func:`check` with the model alone: accepted records typed here, from their canonical
+    JSON, so the persisted rows hold the typed record (parsed once) and the bytes sent."""
+    judged = raw.select(
+        *raw.columns,
+        _CHECKERS[kind](F.col("value"), F.col("topic"), F.lit(True)).alias("_check"),
+    )
+    typed = F.from_json(F.col("_check.canonical"), record_struct(kind), _CANONICAL_JSON)
+    no_json = F.lit(None).cast("string").alias("canonical")
+    return judged.select(
+        *raw.columns,
+        typed.alias("_record"),
+        F.struct(no_json, F.col("_check.reason").alias("reason")).alias("_check"),
+    )
+
+
 def split(checked: DataFrame, kind: TopicKind) -> Parsed:
     """Typed records (+ Kafka lineage, ``key``/``value``) and rejected rows (+ ``reason``)."""
     lineage = [F.col(c).alias(f"kafka_{c}") for c in KAFKA_COLUMNS]
-    parsed = F.from_json(
-        F.col("_check.canonical"),
-        record_struct(kind),
-        {"mode": "FAILFAST", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"},
-    )
-    record = F.coalesce(F.col("_native"), parsed)
-    value = F.coalesce(F.col("value"), wire_bytes(F.col("_native"))).alias("value")
+    parsed = F.from_json(F.col("_check.canonical"), record_struct(kind), _CANONICAL_JSON)
+    record = F.coalesce(F.col("_record"), parsed)
+    value = F.coalesce(F.col("value"), wire_bytes(F.col("_record"))).alias("value")
     records = checked.where(F.col("_check.reason").isNull()).select(
         record.alias("r"), *lineage, F.col("key"), value
     )
@@ -117,9 +144,9 @@ def split(checked: DataFrame, kind: TopicKind) -> Parsed:
     return Parsed(records, rejected)
 
 
-def parse_records(raw: DataFrame, kind: TopicKind) -> Parsed:
+def parse_records(raw: DataFrame, kind: TopicKind, validation: Validation = "native") -> Parsed:
     """Split raw Kafka rows (``key``, ``value`` + :data:`KAFKA_COLUMNS`) into records and rejects."""
-    return split(check(raw, kind), kind)
+    return split(check(raw, kind, validation), kind)
 
 
 def event_time(kind: TopicKind) -> Column:

@@ -435,9 +435,10 @@ def profile_chosen(stderr: str) -> dict[str, Any]:
     return record
 
 
-def test_quick_and_full_jvm_profiles_write_the_same_lake(feed: str, tmp_path: Path) -> None:
-    """auto estimates this small input from Kafka's offsets and runs quick (C1 JIT, no
-    whole-stage code generation); full writes the very same content."""
+def test_quick_and_full_profiles_write_the_same_lake(feed: str, tmp_path: Path) -> None:
+    """auto estimates this small input from Kafka's offsets and runs quick (C1 JIT, no code
+    generation, pydantic validation alone); full (native checks first) writes the very same
+    content."""
     from coinfeed.spark.hourly import estimate_records
 
     assert estimate_records(feed, list(TOPICS.values()), at(0), at(2, 10)) == len(RECORDS)
@@ -448,6 +449,7 @@ def test_quick_and_full_jvm_profiles_write_the_same_lake(feed: str, tmp_path: Pa
         lake = tmp_path / profile
         cmd = [sys.executable, "-m", "coinfeed", "hourly", *JOB_ARGS, "--bootstrap", feed]
         cmd += ["--lake", str(lake), "--lookback-hours", "2", "--jvm-profile", profile]
+        cmd += ["--validation", "native"] if profile == "full" else []
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
         outcomes[profile] = (profile_chosen(done.stderr), snapshot(lake))
@@ -455,5 +457,7 @@ def test_quick_and_full_jvm_profiles_write_the_same_lake(feed: str, tmp_path: Pa
     # Gap search from the oldest retained hour (00) to now: every record of the data set.
     assert (auto["profile"], auto["records_estimate"]) == ("quick", len(RECORDS))
     assert (full["profile"], full["records_estimate"]) == ("full", None)
+    # A small run validates with pydantic alone, a big one natively first: the same lake.
+    assert (auto["validation"], full["validation"]) == ("pydantic", "native")
     assert len(full_lake) == 7
     assert auto_lake == full_lake

@@ -13,6 +13,7 @@ from coinfeed.spark.jit import (
     QUICK_JAVA_OPTIONS,
     QUICK_MAX_RECORDS,
     choose,
+    choose_validation,
     profile_conf,
 )
 
@@ -42,13 +43,35 @@ def test_choose_rejects_an_unknown_profile() -> None:
         choose("fast", 0)
 
 
-def test_quick_adds_to_the_drivers_options_and_turns_whole_stage_codegen_off() -> None:
+@pytest.mark.parametrize(
+    ("requested", "records", "expected"),
+    [
+        ("auto", 0, "pydantic"),
+        ("auto", QUICK_MAX_RECORDS, "pydantic"),
+        ("auto", QUICK_MAX_RECORDS + 1, "native"),
+        ("auto", None, "native"),  # Kafka could not say: it may be big
+        ("pydantic", 10**9, "pydantic"),
+        ("native", 0, "native"),
+    ],
+)
+def test_choose_validation(requested: str, records: int | None, expected: str) -> None:
+    assert choose_validation(requested, records) == expected
+    assert choose_validation("auto", 5, max_records=4) == "native"
+
+
+def test_choose_validation_rejects_an_unknown_path() -> None:
+    with pytest.raises(ValueError, match="must be one of auto, native, pydantic, got 'fast'"):
+        choose_validation("fast", 0)
+
+
+def test_quick_adds_to_the_drivers_options_and_turns_code_generation_off() -> None:
     conf = {DRIVER_JAVA_OPTIONS: "-Duser.timezone=UTC", "spark.master": "local[2]"}
     quick = profile_conf("quick", conf)
     assert quick == {
         DRIVER_JAVA_OPTIONS: f"-Duser.timezone=UTC {QUICK_JAVA_OPTIONS}",
         "spark.master": "local[2]",
         "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     }
     assert conf[DRIVER_JAVA_OPTIONS] == "-Duser.timezone=UTC"  # the input is not changed
     assert profile_conf("quick", {})[DRIVER_JAVA_OPTIONS] == QUICK_JAVA_OPTIONS

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
@@ -159,3 +160,33 @@ def test_records_are_assigned_to_event_hours_and_misplaced_ones_quarantined(
     )
     assert got[2][4].startswith("PriceTick.<record>: expected a JSON object")
     _ = UTC
+
+
+def test_both_validation_paths_give_the_same_records_and_rejects(spark: SparkSession) -> None:
+    """A small run validates with pydantic alone, a big one natively first: the typed records
+    (with the bytes sent) and the rejects with their reasons are the same either way."""
+    from tests.integration.spark.test_spark_hourly_job import RECORDS, TOPICS
+
+    spaced = json.dumps(json.loads(tick(0, 11, 2.0).to_json())).encode()  # valid, not wire form
+    for kind in ("prices", "tweets"):
+        values: list[tuple[bytes | None, datetime]] = [(v, ts) for k, v, ts in RECORDS if k == kind]
+        values += [(None, t(0, 1)), (b"{}", t(0, 2))]
+        if kind == "prices":
+            values.append((spaced, t(0, 11)))
+        raw = kafka_rows(spark, TOPICS[kind], values)
+        out = {}
+        for validation in ("native", "pydantic"):
+            parsed = parse_records(raw, kind, validation)  # type: ignore[arg-type]
+            records = sorted(parsed.records.collect(), key=lambda r: r.kafka_offset)
+            rejected = sorted(parsed.rejected.collect(), key=lambda r: r.kafka_offset)
+            out[validation] = ([r.asDict(recursive=True) for r in records], rejected)
+        assert out["native"] == out["pydantic"], kind
+        records, rejected = out["pydantic"]
+        assert len(records) + len(rejected) == len(values)
+        assert records and len(rejected) >= 2  # both sides of the corpus are exercised
+
+
+def test_check_rejects_an_unknown_validation_path(spark: SparkSession) -> None:
+    raw = kafka_rows(spark, PRICES, [(tick(0, 1, 1.0).to_json(), t(0, 1))])
+    with pytest.raises(ValueError, match="validation must be native or pydantic, got 'fast'"):
+        check(raw, "prices", "fast")  # type: ignore[arg-type]
