@@ -64,14 +64,13 @@ def test_choose_validation_rejects_an_unknown_path() -> None:
         choose_validation("fast", 0)
 
 
-def test_quick_adds_to_the_drivers_options_and_turns_code_generation_off() -> None:
+def test_quick_adds_to_the_drivers_options_and_turns_whole_stage_codegen_off() -> None:
     conf = {DRIVER_JAVA_OPTIONS: "-Duser.timezone=UTC", "spark.master": "local[2]"}
     quick = profile_conf("quick", conf)
     assert quick == {
         DRIVER_JAVA_OPTIONS: f"-Duser.timezone=UTC {QUICK_JAVA_OPTIONS}",
         "spark.master": "local[2]",
         "spark.sql.codegen.wholeStage": "false",
-        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     }
     assert conf[DRIVER_JAVA_OPTIONS] == "-Duser.timezone=UTC"  # the input is not changed
     assert profile_conf("quick", {})[DRIVER_JAVA_OPTIONS] == QUICK_JAVA_OPTIONS
