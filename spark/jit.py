@@ -19,8 +19,8 @@ to the pydantic model (``pydantic``); above it the Spark-native checks accept th
 records first (``native``). The native checks are a few thousand Spark expressions: building and
 planning them is fixed driver work per run that pydantic's per-record cost (~22 s per million
 records in one process) only outweighs for big hours. Measured on 2 cores with the quick profile
-(alternating runs): 10,000 tweets + 3,600 ticks 40-43 s against 44-66 s; 100,000 a tie (62 s
-against 60 s).
+(alternating runs): 10,000 tweets + 3,600 ticks 23.4 and 26.3 s against 29.5 and 32.5 s; 100,000
+tweets 47.0 and 50.7 s against 60.6 and 64.3 s (see spark/README.md).
 """
 
 from __future__ import annotations

@@ -22,18 +22,26 @@ log = logging.getLogger("coinfeed.spark.warmup")
 
 def _load(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     # What the job's UDFs import and load in a worker: the validation path and VADER.
-    import coinfeed.spark.parse  # noqa: F401 (the import is the work)
-    from coinfeed.spark.sentiment import analyzer
+    import os
+    import sys
 
-    analyzer()
-    yield from batches
+    import coinfeed.spark.parse  # noqa: F401 (the import is the work)
+    from coinfeed.spark import sentiment
+
+    sentiment.analyzer()
+    ready = "coinfeed.spark.parse" in sys.modules and sentiment._analyzer is not None
+    for _ in batches:
+        pass
+    yield pd.DataFrame({"pid": [os.getpid()], "ready": [ready]})
 
 
 class Warmup:
-    """The background warm-up: ``thread`` runs it; ``error`` says why it did not finish, if so."""
+    """The background warm-up: ``thread`` runs it; ``workers`` are the process ids of the Python
+    workers it loaded; ``error`` says why it did not finish, if so."""
 
     def __init__(self) -> None:
         self.thread: Any = None
+        self.workers: list[int] = []
         self.error: str | None = None
 
 
@@ -48,7 +56,8 @@ def start(spark: Any) -> Warmup:
 
     def run() -> None:
         try:
-            spark.range(0, slots, 1, slots).mapInPandas(_load, "id long").collect()
+            rows = spark.range(0, slots, 1, slots).mapInPandas(_load, "pid int, ready boolean")
+            warm.workers = sorted({int(r.pid) for r in rows.collect() if r.ready})
         except Exception as exc:  # an optimisation only; e.g. the session stopped meanwhile
             warm.error = f"{type(exc).__name__}: {exc}"
             log.debug("Python worker warm-up did not finish", extra={"error": warm.error})
