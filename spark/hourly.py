@@ -409,7 +409,7 @@ def process_batch(
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
     from coinfeed.spark import hours as hr
-    from coinfeed.spark import lake, warmup
+    from coinfeed.spark import lake
     from coinfeed.spark.assign import (
         late_event_hours,
         late_merged,
@@ -431,8 +431,6 @@ def process_batch(
     )
     from coinfeed.spark.tweets import tweet_hourly
 
-    # Python workers load the UDFs' modules while the driver builds and plans the queries.
-    warmup.start(spark)
     coins = list(coins)
     retention = timedelta(hours=args.retention_hours)
     lateness = hr.lateness_bound(
@@ -842,6 +840,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     )
     conf = profile_conf(profile, conf)
     spark = build_session("coinfeed-hourly", conf)
+    warming: list[Any] = []
+
+    def warm_up() -> None:
+        # Once per run, and only when there is something to process: the Python workers load
+        # the UDFs' modules while the driver checks topics and builds and plans the queries.
+        from coinfeed.spark import warmup
+
+        if not warming:
+            warming.append(warmup.start(spark))
 
     def finish(coin: str, run: Any, seconds: float) -> None:
         """Report one coin's run; a run whose every record was rejected fails that coin alone."""
@@ -871,6 +878,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     def run_alone(coin: str, todo: list[datetime]) -> None:
         """The per-coin path: topic check + a pass of this coin alone."""
         started = time.monotonic()
+        if todo:
+            warm_up()
         try:
             run = (
                 process_coin(spark, args, coin, todo, grace, now, validation)
@@ -885,6 +894,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     def run_pass(coins: list[str], todo: list[datetime]) -> None:
         """One batched pass of ``coins`` (same hours); if it raises, each coin runs alone."""
         started = time.monotonic()
+        warm_up()
         present = coins
         try:
             missing = missing_topic_errors(

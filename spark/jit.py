@@ -26,7 +26,7 @@ tweets 47.0 and 50.7 s against 60.6 and 64.3 s (see spark/README.md).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 Profile = Literal["quick", "full"]
 PROFILES: Final = ("auto", "quick", "full")
@@ -52,14 +52,35 @@ FULL_JAVA_OPTIONS: Final = (
 )
 
 
-def choose(requested: str, records: int | None, max_records: int = QUICK_MAX_RECORDS) -> Profile:
-    """The profile to run with: ``requested`` unless it is ``auto``; then ``quick`` when the
-    estimate is known and at most ``max_records``, else ``full`` (an unknown size may be big)."""
-    if requested not in PROFILES:
-        raise ValueError(f"JVM profile must be one of {', '.join(PROFILES)}, got {requested!r}")
+def is_small(records: int | None, max_records: int = QUICK_MAX_RECORDS) -> bool:
+    """Kafka's estimate is known and at most ``max_records`` (an unknown size may be big)."""
+    return records is not None and records <= max_records
+
+
+def _resolve(
+    what: str, requested: str, small: str, big: str, records: int | None, max_records: int
+) -> str:
+    # ``requested`` unless it is auto; then ``small`` for a small run, else ``big``.
+    if requested not in ("auto", small, big):
+        raise ValueError(f"{what} must be one of auto, {small}, {big}, got {requested!r}")
     if requested != "auto":
-        return "quick" if requested == "quick" else "full"
-    return "quick" if records is not None and records <= max_records else "full"
+        return requested
+    return small if is_small(records, max_records) else big
+
+
+def choose(requested: str, records: int | None, max_records: int = QUICK_MAX_RECORDS) -> Profile:
+    """The JVM profile: ``requested`` unless it is ``auto``; then ``quick`` for a small run."""
+    return cast(Profile, _resolve("JVM profile", requested, "quick", "full", records, max_records))
+
+
+def choose_validation(
+    requested: str, records: int | None, max_records: int = QUICK_MAX_RECORDS
+) -> Validation:
+    """The validation path: ``requested`` unless it is ``auto``; then ``pydantic`` for a small
+    run."""
+    return cast(
+        Validation, _resolve("validation", requested, "pydantic", "native", records, max_records)
+    )
 
 
 def profile_conf(profile: Profile, conf: Mapping[str, str]) -> dict[str, str]:
@@ -73,17 +94,3 @@ def profile_conf(profile: Profile, conf: Mapping[str, str]) -> dict[str, str]:
     if profile == "quick":
         out.update(QUICK_SPARK_CONF)
     return out
-
-
-def choose_validation(
-    requested: str, records: int | None, max_records: int = QUICK_MAX_RECORDS
-) -> Validation:
-    """The validation path: ``requested`` unless it is ``auto``; then ``pydantic`` when the
-    estimate is known and at most ``max_records`` (a small run), else ``native``."""
-    if requested not in VALIDATION_CHOICES:
-        raise ValueError(
-            f"validation must be one of {', '.join(VALIDATION_CHOICES)}, got {requested!r}"
-        )
-    if requested != "auto":
-        return "native" if requested == "native" else "pydantic"
-    return "pydantic" if records is not None and records <= max_records else "native"

@@ -435,6 +435,15 @@ def profile_chosen(stderr: str) -> dict[str, Any]:
     return record
 
 
+def warmed(stderr: str) -> dict[str, Any]:
+    """The job's "Python workers loaded" log record (the background warm-up finished)."""
+    records = [json.loads(ln) for ln in stderr.splitlines() if ln.startswith("{")]
+    found = [r for r in records if r.get("msg") == "Python workers loaded"]
+    assert len(found) == 1, stderr[-4000:]
+    record: dict[str, Any] = found[0]
+    return record
+
+
 def test_quick_and_full_profiles_write_the_same_lake(feed: str, tmp_path: Path) -> None:
     """auto estimates this small input from Kafka's offsets and runs quick (C1 JIT, no code
     generation, pydantic validation alone); full (native checks first) writes the very same
@@ -452,12 +461,14 @@ def test_quick_and_full_profiles_write_the_same_lake(feed: str, tmp_path: Path) 
         cmd += ["--validation", "native"] if profile == "full" else []
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
-        outcomes[profile] = (profile_chosen(done.stderr), snapshot(lake))
-    (auto, auto_lake), (full, full_lake) = outcomes["auto"], outcomes["full"]
+        outcomes[profile] = (profile_chosen(done.stderr), snapshot(lake), warmed(done.stderr))
+    (auto, auto_lake, auto_warm), (full, full_lake, full_warm) = outcomes["auto"], outcomes["full"]
     # Gap search from the oldest retained hour (00) to now: every record of the data set.
     assert (auto["profile"], auto["records_estimate"]) == ("quick", len(RECORDS))
     assert (full["profile"], full["records_estimate"]) == ("full", None)
     # A small run validates with pydantic alone, a big one natively first: the same lake.
     assert (auto["validation"], full["validation"]) == ("pydantic", "native")
+    # Both started their Python workers in the background before the first task needed them.
+    assert all(w["workers"] >= 1 for w in (auto_warm, full_warm)), (auto_warm, full_warm)
     assert len(full_lake) == 7
     assert auto_lake == full_lake

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 
 import pytest
 
@@ -19,23 +20,20 @@ from coinfeed.spark.jit import (
 
 
 @pytest.mark.parametrize(
-    ("requested", "records", "expected"),
-    [
-        ("auto", 0, "quick"),
-        ("auto", QUICK_MAX_RECORDS, "quick"),
-        ("auto", QUICK_MAX_RECORDS + 1, "full"),
-        ("auto", None, "full"),  # Kafka could not say: it may be big
-        ("quick", 10**9, "quick"),
-        ("full", 0, "full"),
-    ],
+    ("pick", "small", "big"),
+    [(choose, "quick", "full"), (choose_validation, "pydantic", "native")],
 )
-def test_choose(requested: str, records: int | None, expected: str) -> None:
-    assert choose(requested, records) == expected
-
-
-def test_choose_honours_the_bound_given() -> None:
-    assert choose("auto", 5, max_records=4) == "full"
-    assert choose("auto", 0, max_records=0) == "quick"
+def test_auto_picks_by_the_estimate_and_a_forced_choice_wins(
+    pick: Callable[..., str], small: str, big: str
+) -> None:
+    assert pick("auto", 0) == small
+    assert pick("auto", QUICK_MAX_RECORDS) == small
+    assert pick("auto", QUICK_MAX_RECORDS + 1) == big
+    assert pick("auto", None) == big  # Kafka could not say: it may be big
+    assert pick(small, 10**9) == small
+    assert pick(big, 0) == big
+    assert pick("auto", 5, max_records=4) == big
+    assert pick("auto", 0, max_records=0) == small
 
 
 def test_choose_rejects_an_unknown_profile() -> None:
@@ -43,24 +41,10 @@ def test_choose_rejects_an_unknown_profile() -> None:
         choose("fast", 0)
 
 
-@pytest.mark.parametrize(
-    ("requested", "records", "expected"),
-    [
-        ("auto", 0, "pydantic"),
-        ("auto", QUICK_MAX_RECORDS, "pydantic"),
-        ("auto", QUICK_MAX_RECORDS + 1, "native"),
-        ("auto", None, "native"),  # Kafka could not say: it may be big
-        ("pydantic", 10**9, "pydantic"),
-        ("native", 0, "native"),
-    ],
-)
-def test_choose_validation(requested: str, records: int | None, expected: str) -> None:
-    assert choose_validation(requested, records) == expected
-    assert choose_validation("auto", 5, max_records=4) == "native"
-
-
 def test_choose_validation_rejects_an_unknown_path() -> None:
-    with pytest.raises(ValueError, match="must be one of auto, native, pydantic, got 'fast'"):
+    with pytest.raises(
+        ValueError, match="validation must be one of auto, pydantic, native, got 'fast'"
+    ):
         choose_validation("fast", 0)
 
 
