@@ -416,8 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--driver-memory",
         default="4g",
-        help="the job's driver heap (default 4g: with 1500m a 3M-tweet hour runs out of memory, "
-        "see spark/README)",
+        help="the job's driver heap (default 4g; a 3M-tweet hour also fits 1500m, see spark/README)",
     )
     p.add_argument("--out", type=Path, default=Path("out/bench/spark.json"))
     args = p.parse_args(argv)

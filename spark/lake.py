@@ -73,15 +73,21 @@ def write_partitions(
     those present in ``df`` are overwritten, those it has no rows for are deleted.
 
     ``present``: ``df``'s ``(coin, date, hour)`` values when the caller already knows them (the
-    job counts its rows per partition anyway); else one more Spark job finds them."""
-    (
-        df.repartition(*PARTITION_COLUMNS)
-        .sortWithinPartitions(*PARTITION_COLUMNS, *order)
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(*PARTITION_COLUMNS)
-        .parquet(path)
-    )
+    job counts its rows per partition anyway); else one more Spark job finds them. Known to be
+    empty (``present`` given and empty: e.g. an hour without a quarantined record, the usual
+    case), ``df`` is not written at all: a dynamic overwrite of no rows replaces nothing, and
+    writing them would still cost a Spark job and a commit."""
+    if present is not None:
+        present = list(present)
+    if present is None or present:
+        (
+            df.repartition(*PARTITION_COLUMNS)
+            .sortWithinPartitions(*PARTITION_COLUMNS, *order)
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy(*PARTITION_COLUMNS)
+            .parquet(path)
+        )
     wanted = {c: list(h) for c, h in hours_by_coin.items() if h}
     if not wanted:
         return

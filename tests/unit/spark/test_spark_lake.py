@@ -51,3 +51,23 @@ def test_rerun_removes_a_partition_the_hour_no_longer_yields(
     # Nothing at all for the processed hour: still removed (the empty write replaces nothing).
     write_partitions(rerun.limit(0), str(path), ("v",), {"btc": [t(1)]})
     assert "coin=btc/date=2024-01-01/hour=1" not in _parts(path)
+
+
+def test_known_empty_output_is_not_written_and_its_hours_are_cleared(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
+
+    path = tmp_path / "quarantine"
+    first = spark.createDataFrame(
+        [("btc", "2024-01-01", 0, 1), ("btc", "2024-01-01", 1, 2)], SCHEMA
+    )
+    write_partitions(first, str(path), ("v",), {"btc": [t(0), t(1)]})
+    # The caller knows the output has no rows (present=[]): no Spark job may run, so a frame
+    # that fails when computed must not be computed; the processed hour is still cleared.
+    boom = F.udf(lambda v: 1 // 0, "long")
+    failing = spark.createDataFrame([("btc", "2024-01-01", 0, 7)], SCHEMA).withColumn(
+        "v", boom("v")
+    )
+    write_partitions(failing, str(path), ("v",), {"btc": [t(0)]}, present=[])
+    assert _parts(path) == {"coin=btc/date=2024-01-01/hour=1": [2]}
