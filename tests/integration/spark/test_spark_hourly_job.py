@@ -426,19 +426,11 @@ def test_hourly_job_end_to_end(feed: str, pushgateway: str, tmp_path: Path) -> N
     assert snapshot(lake) == first
 
 
-def profile_chosen(stderr: str) -> dict[str, Any]:
-    """The job's "driver JVM profile" log record."""
+def log_record(stderr: str, msg: str) -> dict[str, Any]:
+    """The job's one JSON log record with this ``msg`` (e.g. "driver JVM profile", or "Python
+    workers loaded": the background warm-up finished)."""
     records = [json.loads(ln) for ln in stderr.splitlines() if ln.startswith("{")]
-    found = [r for r in records if r.get("msg") == "driver JVM profile"]
-    assert len(found) == 1, stderr[-4000:]
-    record: dict[str, Any] = found[0]
-    return record
-
-
-def warmed(stderr: str) -> dict[str, Any]:
-    """The job's "Python workers loaded" log record (the background warm-up finished)."""
-    records = [json.loads(ln) for ln in stderr.splitlines() if ln.startswith("{")]
-    found = [r for r in records if r.get("msg") == "Python workers loaded"]
+    found = [r for r in records if r.get("msg") == msg]
     assert len(found) == 1, stderr[-4000:]
     record: dict[str, Any] = found[0]
     return record
@@ -461,7 +453,11 @@ def test_quick_and_full_profiles_write_the_same_lake(feed: str, tmp_path: Path) 
         cmd += ["--validation", "native"] if profile == "full" else []
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
-        outcomes[profile] = (profile_chosen(done.stderr), snapshot(lake), warmed(done.stderr))
+        outcomes[profile] = (
+            log_record(done.stderr, "driver JVM profile"),
+            snapshot(lake),
+            log_record(done.stderr, "Python workers loaded"),
+        )
     (auto, auto_lake, auto_warm), (full, full_lake, full_warm) = outcomes["auto"], outcomes["full"]
     # Gap search from the oldest retained hour (00) to now: every record of the data set.
     assert (auto["profile"], auto["records_estimate"]) == ("quick", len(RECORDS))
