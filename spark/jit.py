@@ -40,7 +40,8 @@ DRIVER_JAVA_OPTIONS: Final = "spark.driver.extraJavaOptions"
 # C1 only: compiled code is less optimised, but compiling costs a fraction of C2's CPU.
 QUICK_JAVA_OPTIONS: Final = "-XX:TieredStopAtLevel=1"
 # Tried, not kept: spark.sql.codegen.factoryMode=NO_CODEGEN (interpreted projections): 10k a tie,
-# 100k 42.3 against 35.7 s (alternating runs).
+# 100k 42.3 against 35.7 s (alternating runs). Whole-stage code generation back on (session 19):
+# 10k 21.1 against 20.9 s, a tie (medians of 4 alternating runs).
 QUICK_SPARK_CONF: Final[Mapping[str, str]] = {"spark.sql.codegen.wholeStage": "false"}
 # C2 (tier 4) only for hot code: the JDK 17 defaults (5000 invocations, 600 minimum, 15000
 # invocations + loops, 40000 back-edges) times ten. Measured at 1M tweets on 2 cores (full
