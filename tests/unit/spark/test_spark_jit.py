@@ -78,6 +78,7 @@ def test_full_keeps_whole_stage_codegen_and_tunes_only_c2() -> None:
         "MaxInlineLevel",
         "InlineSmallCode",
     }
+    assert all(int(v) > 0 for v in flags.values())
     assert int(flags["Tier4InvocationThreshold"]) > 5000
     assert 0 < int(flags["MaxInlineLevel"]) < 15
     assert 0 < int(flags["InlineSmallCode"]) < 2500
