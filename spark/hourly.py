@@ -324,6 +324,49 @@ def overlap(*actions: Callable[[], Any]) -> list[Any]:
     return results
 
 
+class Speculation:
+    """Plans built in a background driver thread (:func:`speculate`): ``value`` once built, or
+    ``error``."""
+
+    def __init__(self) -> None:
+        self.thread: Any = None
+        self.value: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+
+def speculate(build: Callable[[], dict[str, Any]]) -> Speculation:
+    """Start ``build`` (DataFrames built, planned and persisted; no Spark job) in a background
+    driver thread, while the calling thread runs a job: on a small hour both are mostly driver
+    work, and the other core is otherwise idle. :func:`settle` takes the result."""
+    from pyspark import InheritableThread
+
+    spec = Speculation()
+
+    def run() -> None:
+        try:
+            spec.value = build()
+        except BaseException as exc:  # built again in the calling thread, which raises it
+            spec.error = exc
+
+    spec.thread = InheritableThread(target=run, daemon=True)
+    spec.thread.start()
+    return spec
+
+
+def settle(spec: Speculation, valid: bool) -> dict[str, Any] | None:
+    """Wait for the speculative build; its plans when they are ``valid`` (built for the inputs
+    the caller ended with) and were built, else ``None`` once the frames it persisted are
+    released (the caller builds them again)."""
+    spec.thread.join()
+    if valid and spec.error is None and spec.value is not None:
+        return spec.value
+    if spec.error is not None:
+        log.debug("speculative plans failed", extra={"error": f"{type(spec.error).__name__}"})
+    for df in (spec.value or {}).get("kept", []):
+        df.unpersist()
+    return None
+
+
 def missing_topics(
     spark: Any, bootstrap: str, topics: Sequence[str], security: Mapping[str, str]
 ) -> list[str]:
@@ -503,6 +546,70 @@ def process_batch(
         ).collect()
         return [(r.what, r.kind, r.coin, datetime.fromtimestamp(r.e, UTC), int(r.n)) for r in rows]
 
+    def plan_outputs(
+        checked_: Mapping[str, Any], hours_: Mapping[str, list[datetime]]
+    ) -> dict[str, Any]:
+        # Every query after the first collect, built (and their inputs persisted) for the
+        # records in ``checked_`` and each coin's ``hours_``; its persisted frames under "kept".
+        kept: list[Any] = []
+
+        def own(df: Any) -> Any:
+            kept.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+            return df
+
+        deduped: dict[str, Any] = {}
+        quarantine_parts = []
+        for kind in kinds:
+            parsed = split(checked_[kind], kind)
+            counted = on_time_records(parsed, kind, hours_, grace, lateness if late_on else None)
+            # Records per key and late ones come out of the dedup aggregation itself.
+            unique = deduplicate(counted, kind, _copies=F.lit(1), _late=late_merged(counted, grace))
+            if kind == "tweets":
+                unique = with_sentiment(unique)
+            deduped[kind] = own(unique)
+            quarantine_parts.append(
+                quarantined(
+                    parsed,
+                    kind,
+                    hours_,
+                    grace,
+                    lateness if late_on else None,
+                    oldest if late_on else None,
+                )
+            )
+        # One job for both kinds: unique rows, all rows and late ones per coin and partition (the
+        # partitions the raw datasets will have).
+        counts_by_partition = union(
+            [
+                deduped[kind]
+                .groupBy("coin", "date", "hour")
+                .agg(
+                    F.count(F.lit(1)).alias("unique"),
+                    F.sum("_copies").alias("all"),
+                    F.sum("_late").alias("late"),
+                )
+                .withColumn("kind", F.lit(kind))
+                for kind in kinds
+            ]
+        )
+        q = own(quarantine_parts[0].unionByName(quarantine_parts[1]))
+        # Per coin, the reason of its first record by Kafka position (all its topics sort together).
+        position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
+        q_counts = q.groupBy("coin", "date", "hour").agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min(position).alias("position"),
+            F.min_by("reason", position).alias("first"),
+        )
+        hourly = own(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
+        return {
+            "deduped": deduped,
+            "counts_by_partition": counts_by_partition,
+            "q": q,
+            "q_counts": q_counts,
+            "hourly": hourly,
+            "kept": kept,
+        }
+
     kinds: tuple[TopicKind, ...] = ("prices", "tweets")
     topics = {kind: [topic_name(c, kind) for c in coins] for kind in kinds}
     checked: dict[str, Any] = {}
@@ -510,92 +617,68 @@ def process_batch(
         raw = _read_kafka(spark, bootstrap, topics[kind], windows)
         checked[kind] = keep(check(raw, kind, validation))
     all_hours: dict[str, list[datetime]] = {c: list(hours) for c in coins}
-    # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
-    # the earlier hours of each coin that late records belong to.
-    frames = [arrivals(checked[kind], kind) for kind in kinds]
-    if late_on and now is not None and oldest is not None:
-        frames += [
-            late_event_hours(
-                split(checked[kind], kind), kind, all_hours, grace, lateness, oldest, now
-            ).select(F.lit("late").alias("what"), F.lit(kind).alias("kind"), "coin", "hour_start")
-            for kind in kinds
-        ]
-    counts = collect_hour_counts(union(frames))
-    if late_on and now is not None:
-        # Late records of earlier hours: those hours (each coin's own) are recomputed from their
-        # full window.
-        amended: dict[str, set[datetime]] = {c: set() for c in coins}
-        for what, _, coin, hour, _ in counts:
-            if what == "late":
-                amended[coin].add(hour)
-        for coin in coins:
-            if amended[coin]:
-                runs[coin].amended_hours = sorted(amended[coin])
-                all_hours[coin] = sorted(set(hours) | amended[coin])
-        every_amended = sorted(set().union(*amended.values()))
-        extra = hr.subtract_windows(hr.read_windows(every_amended, grace, lateness, now), windows)
-        # An amended hour inside the merged read window needs no extra read: its records are in.
-        if extra:
-            more = {
-                k: check(_read_kafka(spark, bootstrap, topics[k], extra), k, validation)
-                for k in kinds
-            }
-            for kind in kinds:
-                checked[kind] = keep(checked[kind].unionByName(more[kind]))
-            # The extra windows do not overlap the first ones: their rows add up.
-            counts += collect_hour_counts(union([arrivals(more[k], k) for k in kinds]))
-    read = rows_read_by_coin(
-        [(kind, coin, hour, n) for what, kind, coin, hour, n in counts if what == "read"],
-        all_hours,
-        kinds,
-    )
-    for coin, run in runs.items():
-        run.rows_read = read[coin]
-    stage("read_validate")
-
-    deduped: dict[str, Any] = {}
-    quarantine_parts = []
-    for kind in kinds:
-        parsed = split(checked[kind], kind)
-        counted = on_time_records(parsed, kind, all_hours, grace, lateness if late_on else None)
-        # Records per key and late ones come out of the dedup aggregation itself.
-        unique = deduplicate(counted, kind, _copies=F.lit(1), _late=late_merged(counted, grace))
-        if kind == "tweets":
-            unique = with_sentiment(unique)
-        deduped[kind] = keep(unique)
-        quarantine_parts.append(
-            quarantined(
-                parsed,
-                kind,
-                all_hours,
-                grace,
-                lateness if late_on else None,
-                oldest if late_on else None,
+    # The later queries are built while the first collect runs (building and planning them is
+    # driver work a small hour waits for), for the usual case: no late records amend an earlier
+    # hour. When some do, they are built again for the amended hours.
+    first_hours = {c: list(h) for c, h in all_hours.items()}
+    speculative = speculate(lambda: plan_outputs(dict(checked), first_hours))
+    try:
+        # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
+        # the earlier hours of each coin that late records belong to.
+        frames = [arrivals(checked[kind], kind) for kind in kinds]
+        if late_on and now is not None and oldest is not None:
+            frames += [
+                late_event_hours(
+                    split(checked[kind], kind), kind, all_hours, grace, lateness, oldest, now
+                ).select(
+                    F.lit("late").alias("what"), F.lit(kind).alias("kind"), "coin", "hour_start"
+                )
+                for kind in kinds
+            ]
+        counts = collect_hour_counts(union(frames))
+        if late_on and now is not None:
+            # Late records of earlier hours: those hours (each coin's own) are recomputed from their
+            # full window.
+            amended: dict[str, set[datetime]] = {c: set() for c in coins}
+            for what, _, coin, hour, _ in counts:
+                if what == "late":
+                    amended[coin].add(hour)
+            for coin in coins:
+                if amended[coin]:
+                    runs[coin].amended_hours = sorted(amended[coin])
+                    all_hours[coin] = sorted(set(hours) | amended[coin])
+            every_amended = sorted(set().union(*amended.values()))
+            extra = hr.subtract_windows(
+                hr.read_windows(every_amended, grace, lateness, now), windows
             )
+            # An amended hour inside the merged read window needs no extra read: its records are in.
+            if extra:
+                more = {
+                    k: check(_read_kafka(spark, bootstrap, topics[k], extra), k, validation)
+                    for k in kinds
+                }
+                for kind in kinds:
+                    checked[kind] = keep(checked[kind].unionByName(more[kind]))
+                # The extra windows do not overlap the first ones: their rows add up.
+                counts += collect_hour_counts(union([arrivals(more[k], k) for k in kinds]))
+        read = rows_read_by_coin(
+            [(kind, coin, hour, n) for what, kind, coin, hour, n in counts if what == "read"],
+            all_hours,
+            kinds,
         )
-    # One job for both kinds: unique rows, all rows and late ones per coin and partition (the
-    # partitions the raw datasets will have).
-    counts_by_partition = union(
-        [
-            deduped[kind]
-            .groupBy("coin", "date", "hour")
-            .agg(
-                F.count(F.lit(1)).alias("unique"),
-                F.sum("_copies").alias("all"),
-                F.sum("_late").alias("late"),
-            )
-            .withColumn("kind", F.lit(kind))
-            for kind in kinds
-        ]
-    )
-    q = keep(quarantine_parts[0].unionByName(quarantine_parts[1]))
-    # Per coin, the reason of its first record by Kafka position (all its topics sort together).
-    position = F.struct("kafka_topic", "kafka_partition", "kafka_offset")
-    q_counts = q.groupBy("coin", "date", "hour").agg(
-        F.count(F.lit(1)).alias("n"),
-        F.min(position).alias("position"),
-        F.min_by("reason", position).alias("first"),
-    )
+        for coin, run in runs.items():
+            run.rows_read = read[coin]
+        stage("read_validate")
+    except BaseException:
+        settle(speculative, valid=False)  # nothing of it runs after a failed first collect
+        raise
+
+    planned = settle(speculative, valid=all_hours == first_hours)
+    if planned is None:
+        planned = plan_outputs(checked, all_hours)
+    persisted += planned["kept"]
+    deduped, counts_by_partition = planned["deduped"], planned["counts_by_partition"]
+    q, q_counts, hourly = planned["q"], planned["q_counts"], planned["hourly"]
     # Independent of each other: their jobs overlap (see overlap).
     per_partition, q_parts = overlap(
         timed("dedup_sentiment", counts_by_partition.collect),
@@ -617,7 +700,6 @@ def process_batch(
         runs[coin].quarantined = n
         runs[coin].first_rejection = first
 
-    hourly = keep(hourly_stats(price_hourly(deduped["prices"]), tweet_hourly(deduped["tweets"])))
     # One row per coin and hour: small enough to collect whole (its partitions, its rows per
     # coin, each coin's newest hour). Epoch seconds: collect() renders timestamps in local time.
     collect_hourly = hourly.withColumn("_epoch", F.unix_timestamp("hour_start")).collect
