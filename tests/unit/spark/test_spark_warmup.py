@@ -1,10 +1,13 @@
-"""The Python worker warm-up: it loads the UDFs' modules and VADER into Spark's Python workers."""
+"""The warm-up: it loads the UDFs' modules and VADER into Spark's Python workers, and initialises
+what the job's first lower-casing needs in the driver JVM."""
 
 from __future__ import annotations
 
+import inspect
+
 from pyspark.sql import SparkSession
 
-from coinfeed.spark import warmup
+from coinfeed.spark import tweets, warmup
 
 
 def test_warm_up_loads_the_workers(spark: SparkSession) -> None:
@@ -15,6 +18,17 @@ def test_warm_up_loads_the_workers(spark: SparkSession) -> None:
     # Every task reported its worker loaded (the validation path imported, VADER's lexicon read);
     # workers Spark reused for more than one task count once.
     assert 1 <= len(warm.workers) <= spark.sparkContext.defaultParallelism
+    warm.jvm_thread.join(120)
+    assert warm.jvm_error is None and warm.jvm_ready
+
+
+def test_jvm_warm_up_runs_the_lower_the_hashtags_use(spark: SparkSession) -> None:
+    # The warm-up is there for the job's first lower-casing (tweets.top_hashtags): its query must
+    # evaluate Spark's Lower, not just name it.
+    plan = spark.sql(warmup.JVM_WARMUP_SQL)._jdf.queryExecution().analyzed().toString()
+    assert "lower(A)" in plan
+    assert spark.sql(warmup.JVM_WARMUP_SQL).collect()[0][0] == "a"
+    assert "F.lower" in inspect.getsource(tweets.top_hashtags)
 
 
 def test_a_failed_warm_up_is_kept_not_raised(spark: SparkSession) -> None:
@@ -24,7 +38,13 @@ def test_a_failed_warm_up_is_kept_not_raised(spark: SparkSession) -> None:
         def range(self, *args: object) -> object:
             raise RuntimeError("session stopped")
 
+        def sql(self, *args: object) -> object:
+            raise RuntimeError("no SQL")
+
     warm = warmup.start(Broken())
     warm.thread.join(30)
+    warm.jvm_thread.join(30)
     assert warm.error == "RuntimeError: session stopped"
     assert warm.workers == []
+    assert warm.jvm_error == "RuntimeError: no SQL"
+    assert not warm.jvm_ready
