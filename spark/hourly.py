@@ -621,7 +621,8 @@ def process_batch(
     # driver work a small hour waits for), for the usual case: no late records amend an earlier
     # hour. When some do, they are built again for the amended hours.
     first_hours = {c: list(h) for c, h in all_hours.items()}
-    speculative = speculate(lambda: plan_outputs(dict(checked), first_hours))
+    first_checked = dict(checked)  # taken here: an extra read replaces entries of ``checked``
+    speculative = speculate(lambda: plan_outputs(first_checked, first_hours))
     try:
         # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
         # the earlier hours of each coin that late records belong to.
