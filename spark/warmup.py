@@ -1,4 +1,4 @@
-"""Python workers started and loaded before the first task that needs them (I/O only).
+"""Python workers loaded and the driver JVM warmed before the first tasks need them (I/O only).
 
 Spark starts a Python worker the first time a task needs one, and that worker then imports pandas,
 pyarrow, pydantic and the record models, and (for sentiment) loads VADER's lexicon: seconds of CPU
