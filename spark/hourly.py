@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 if __name__ == "__main__" and not __package__:
     # spark-submit runs this file as a script: import the package, not this folder's modules.
@@ -27,6 +27,8 @@ if __name__ == "__main__" and not __package__:
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
+from coinfeed.spark import background
+from coinfeed.spark.background import Background
 from coinfeed.spark.jit import (
     QUICK_MAX_RECORDS,
     VALIDATION_CHOICES,
@@ -324,44 +326,14 @@ def overlap(*actions: Callable[[], Any]) -> list[Any]:
     return results
 
 
-class Speculation:
-    """Plans built in a background driver thread (:func:`speculate`): ``value`` once built, or
-    ``error``."""
-
-    def __init__(self) -> None:
-        self.thread: Any = None
-        self.value: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-
-
-def speculate(build: Callable[[], dict[str, Any]]) -> Speculation:
-    """Start ``build`` (DataFrames built, planned and persisted; no Spark job) in a background
-    driver thread, while the calling thread runs a job: on a small hour both are mostly driver
-    work, and the other core is otherwise idle. :func:`settle` takes the result."""
-    from pyspark import InheritableThread
-
-    spec = Speculation()
-
-    def run() -> None:
-        try:
-            spec.value = build()
-        except BaseException as exc:  # built again in the calling thread, which raises it
-            spec.error = exc
-
-    spec.thread = InheritableThread(target=run, daemon=True)
-    spec.thread.start()
-    return spec
-
-
-def settle(spec: Speculation, valid: bool) -> dict[str, Any] | None:
-    """Wait for the speculative build; its plans when they are ``valid`` (built for the inputs
-    the caller ended with) and were built, else ``None`` once the frames it persisted are
-    released (the caller builds them again)."""
+def settle(spec: Background, valid: bool) -> dict[str, Any] | None:
+    """Wait for plans built in the background (``background.start``) while the calling thread
+    ran a job; them when they are ``valid`` (built for the inputs the caller ended with) and were
+    built, else ``None`` once the frames they persisted (under "kept") are released: the caller
+    builds them again, and a failed build then raises in the caller's thread."""
     spec.thread.join()
     if valid and spec.error is None and spec.value is not None:
-        return spec.value
-    if spec.error is not None:
-        log.debug("speculative plans failed", extra={"error": f"{type(spec.error).__name__}"})
+        return cast(dict[str, Any], spec.value)
     for df in (spec.value or {}).get("kept", []):
         df.unpersist()
     return None
@@ -622,7 +594,9 @@ def process_batch(
     # hour. When some do, they are built again for the amended hours.
     first_hours = {c: list(h) for c, h in all_hours.items()}
     first_checked = dict(checked)  # taken here: an extra read replaces entries of ``checked``
-    speculative = speculate(lambda: plan_outputs(first_checked, first_hours))
+    speculative = background.start(
+        "speculative plans", lambda: plan_outputs(first_checked, first_hours)
+    )
     try:
         # One Spark job for every coin and both kinds: rows read per arrival hour and (late data on)
         # the earlier hours of each coin that late records belong to.

@@ -26,6 +26,9 @@ from typing import Any
 
 import pandas as pd
 
+from coinfeed.spark import background
+from coinfeed.spark.background import Background
+
 log = logging.getLogger("coinfeed.spark.warmup")
 # Initialises what the job's first ``lower`` would (ICU's case mapping), in the driver.
 JVM_WARMUP_SQL = "SELECT lower('A')"
@@ -47,49 +50,34 @@ def _load(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 class Warmup:
-    """The background warm-up: ``thread`` runs it; ``workers`` are the process ids of the Python
-    workers it loaded; ``error`` says why it did not finish, if so. ``jvm_thread`` warms the
-    driver JVM: ``jvm_ready`` once done, else ``jvm_error``."""
+    """The background warm-ups (:mod:`coinfeed.spark.background`): ``python``'s value is the
+    process ids of the Python workers it loaded, ``jvm``'s the warm-up query's rows; either's
+    ``error`` says why it did not finish, if so."""
 
-    def __init__(self) -> None:
-        self.thread: Any = None
-        self.workers: list[int] = []
-        self.error: str | None = None
-        self.jvm_thread: Any = None
-        self.jvm_ready = False
-        self.jvm_error: str | None = None
+    def __init__(self, python: Background, jvm: Background) -> None:
+        self.python = python
+        self.jvm = jvm
 
 
 def start(spark: Any) -> Warmup:
     """Start one task per core in a background driver thread that loads what the job's Python
     UDFs need into the workers, and :data:`JVM_WARMUP_SQL` in another. Never fails the run: a
     failed warm-up only means the real tasks load the workers (or initialise ICU) themselves (the
-    reason is logged at debug level and kept in ``error`` or ``jvm_error``)."""
-    from pyspark import InheritableThread
+    reason is logged at debug level and kept in ``error``)."""
 
-    slots = max(1, int(spark.sparkContext.defaultParallelism))
-    warm = Warmup()
+    def load_workers() -> list[int]:
+        slots = max(1, int(spark.sparkContext.defaultParallelism))
+        rows = spark.range(0, slots, 1, slots).mapInPandas(_load, "pid int, ready boolean")
+        workers = sorted({int(r.pid) for r in rows.collect() if r.ready})
+        log.info("Python workers loaded", extra={"workers": len(workers)})
+        return workers
 
-    def run() -> None:
-        try:
-            rows = spark.range(0, slots, 1, slots).mapInPandas(_load, "pid int, ready boolean")
-            warm.workers = sorted({int(r.pid) for r in rows.collect() if r.ready})
-            log.info("Python workers loaded", extra={"workers": len(warm.workers)})
-        except Exception as exc:  # an optimisation only; e.g. the session stopped meanwhile
-            warm.error = f"{type(exc).__name__}: {exc}"
-            log.debug("Python worker warm-up did not finish", extra={"error": warm.error})
+    def warm_jvm() -> list[Any]:
+        rows = list(spark.sql(JVM_WARMUP_SQL).collect())
+        log.info("driver JVM warmed up")
+        return rows
 
-    def run_jvm() -> None:
-        try:
-            spark.sql(JVM_WARMUP_SQL).collect()
-            warm.jvm_ready = True
-            log.info("driver JVM warmed up")
-        except Exception as exc:  # an optimisation only, like the Python workers' warm-up
-            warm.jvm_error = f"{type(exc).__name__}: {exc}"
-            log.debug("driver JVM warm-up did not finish", extra={"error": warm.jvm_error})
-
-    warm.thread = InheritableThread(target=run, daemon=True)
-    warm.thread.start()
-    warm.jvm_thread = InheritableThread(target=run_jvm, daemon=True)
-    warm.jvm_thread.start()
-    return warm
+    return Warmup(
+        background.start("Python worker warm-up", load_workers),
+        background.start("driver JVM warm-up", warm_jvm),
+    )

@@ -12,14 +12,15 @@ from coinfeed.spark import tweets, warmup
 
 def test_warm_up_loads_the_workers(spark: SparkSession) -> None:
     warm = warmup.start(spark)
-    warm.thread.join(120)
-    assert not warm.thread.is_alive()
-    assert warm.error is None
+    warm.python.thread.join(120)
+    assert not warm.python.thread.is_alive()
+    assert warm.python.error is None
     # Every task reported its worker loaded (the validation path imported, VADER's lexicon read);
     # workers Spark reused for more than one task count once.
-    assert 1 <= len(warm.workers) <= spark.sparkContext.defaultParallelism
-    warm.jvm_thread.join(120)
-    assert warm.jvm_error is None and warm.jvm_ready
+    assert 1 <= len(warm.python.value) <= spark.sparkContext.defaultParallelism
+    warm.jvm.thread.join(120)
+    assert warm.jvm.error is None
+    assert [tuple(r) for r in warm.jvm.value] == [("a",)]
 
 
 def test_jvm_warm_up_runs_the_lower_the_hashtags_use(spark: SparkSession) -> None:
@@ -42,9 +43,9 @@ def test_a_failed_warm_up_is_kept_not_raised(spark: SparkSession) -> None:
             raise RuntimeError("no SQL")
 
     warm = warmup.start(Broken())
-    warm.thread.join(30)
-    warm.jvm_thread.join(30)
-    assert warm.error == "RuntimeError: session stopped"
-    assert warm.workers == []
-    assert warm.jvm_error == "RuntimeError: no SQL"
-    assert not warm.jvm_ready
+    warm.python.thread.join(30)
+    warm.jvm.thread.join(30)
+    assert repr(warm.python.error) == "RuntimeError('session stopped')"
+    assert warm.python.value is None
+    assert repr(warm.jvm.error) == "RuntimeError('no SQL')"
+    assert warm.jvm.value is None
