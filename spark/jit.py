@@ -1,5 +1,5 @@
-"""What a run does to fit its size (pure): how much the driver JVM compiles, and which validation
-path the records take.
+"""What a run does to fit its size (pure): how much the driver JVM compiles, which validation
+path the records take, and whether Kafka is read in several tasks per core.
 
 A small hour's run is short and CPU-bound on JVM work that runs once or a few times: the JIT's
 optimising compiler (C2) and Spark's whole-stage code generation (Janino) spend more CPU compiling
@@ -101,3 +101,10 @@ def profile_conf(profile: Profile, conf: Mapping[str, str]) -> dict[str, str]:
     if profile == "quick":
         out.update(QUICK_SPARK_CONF)
     return out
+
+
+def split_reads_for(records: int | None, max_records: int = QUICK_MAX_RECORDS) -> bool:
+    """Read Kafka in several tasks per core (``hourly.READ_TASKS_PER_CORE``) unless the run is
+    small: a big run's validation tasks then end together instead of one running alone; a small
+    run's tasks are mostly fixed cost, so more of them only add work."""
+    return not is_small(records, max_records)

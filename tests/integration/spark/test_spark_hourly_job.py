@@ -464,7 +464,29 @@ def test_quick_and_full_profiles_write_the_same_lake(feed: str, tmp_path: Path) 
     assert (full["profile"], full["records_estimate"]) == ("full", None)
     # A small run validates with pydantic alone, a big one natively first: the same lake.
     assert (auto["validation"], full["validation"]) == ("pydantic", "native")
+    # Only a big (or unknown) run splits its Kafka reads: the same lake too.
+    assert (auto["split_reads"], full["split_reads"]) == (False, True)
     # Both started their Python workers in the background before the first task needed them.
     assert all(w["workers"] >= 1 for w in (auto_warm, full_warm)), (auto_warm, full_warm)
     assert len(full_lake) == 7
     assert auto_lake == full_lake
+
+
+def test_a_split_kafka_read_has_more_tasks_and_the_same_rows(feed: str, spark: Any) -> None:
+    """A big run reads Kafka in READ_TASKS_PER_CORE tasks per core (the validation tasks then
+    end together); the rows are the same as with one task per topic-partition."""
+    from coinfeed.spark.hourly import READ_TASKS_PER_CORE, _read_kafka
+    from coinfeed.spark.hours import read_windows
+
+    windows = read_windows([at(0), at(1)])  # neighbouring hours: one merged window
+    assert len(windows) == 1
+    # One kind per read, as the job reads: the prices topic's 3 partitions hold 4 records each.
+    one = _read_kafka(spark, feed, [TOPICS["prices"]], windows)
+    split = _read_kafka(spark, feed, [TOPICS["prices"]], windows, split=True)
+    assert one.rdd.getNumPartitions() == 3  # one task per topic-partition
+    tasks = READ_TASKS_PER_CORE * spark.sparkContext.defaultParallelism
+    assert tasks > 3
+    assert split.rdd.getNumPartitions() >= tasks
+    rows = sorted(one.collect())
+    assert len(rows) == sum(kind == "prices" for kind, _, _ in RECORDS)
+    assert sorted(split.collect()) == rows

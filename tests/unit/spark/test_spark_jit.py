@@ -16,6 +16,7 @@ from coinfeed.spark.jit import (
     choose,
     choose_validation,
     profile_conf,
+    split_reads_for,
 )
 
 
@@ -34,6 +35,14 @@ def test_auto_picks_by_the_estimate_and_a_forced_choice_wins(
     assert pick(big, 0) == big
     assert pick("auto", 5, max_records=4) == big
     assert pick("auto", 0, max_records=0) == small
+
+
+def test_only_a_big_or_unknown_run_splits_its_kafka_reads() -> None:
+    assert split_reads_for(0) is False
+    assert split_reads_for(QUICK_MAX_RECORDS) is False
+    assert split_reads_for(QUICK_MAX_RECORDS + 1) is True
+    assert split_reads_for(None) is True  # Kafka could not say: it may be big
+    assert split_reads_for(5, max_records=4) is True
 
 
 def test_choose_rejects_an_unknown_profile() -> None:
