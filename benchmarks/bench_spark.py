@@ -218,15 +218,22 @@ def bare_baseline(bootstrap: str, topic: str, work: Path) -> float:
 
 
 def small_pairs(
-    bootstrap: str, coin: str, work: Path, cores: int, first_job: float, pairs: int
+    bootstrap: str,
+    coin: str,
+    work: Path,
+    cores: int,
+    driver_memory: str,
+    first_job: float,
+    pairs: int,
 ) -> dict[str, Any]:
     """The small job against the bare baseline in ``pairs`` alternating pairs (the first job run
-    is ``first_job``), compared by medians: one run of either varies by 10-20 % on a shared
+    is ``first_job``; every job run with the same ``driver_memory``), compared by medians: one run of either varies by 10-20 % on a shared
     2-core machine, as much as the ratio's distance from its goal."""
     jobs = [first_job]
     bares = [bare_baseline(bootstrap, f"coinfeed.{coin}.prices", work)]
     for _ in range(pairs - 1):
-        jobs.append(run_job(bootstrap, coin, work / f"lake-small-{len(jobs)}", cores)[0])
+        lake = work / f"lake-small-{len(jobs)}"
+        jobs.append(run_job(bootstrap, coin, lake, cores, driver_memory)[0])
         bares.append(bare_baseline(bootstrap, f"coinfeed.{coin}.prices", work))
     return pair_figures(jobs, bares)
 
@@ -521,7 +528,15 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 if case == "small":
                     results["small"].update(
-                        small_pairs(bootstrap, coin, work, args.cores, job_wall, args.small_pairs)
+                        small_pairs(
+                            bootstrap,
+                            coin,
+                            work,
+                            args.cores,
+                            args.driver_memory,
+                            job_wall,
+                            args.small_pairs,
+                        )
                     )
                     sm = results["small"]
                     print(
