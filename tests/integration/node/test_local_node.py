@@ -413,7 +413,9 @@ SPARK_IMAGE = "coinfeed-spark:dev"
 def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release, uid: int) -> None:
     """The hourly job in its own image, as the image's user (185) and as a UID the image does
     not know (10001): it reads the in-cluster Kafka and writes the lake (no repository files,
-    no passwd entry needed)."""
+    no passwd entry needed). The second takes a big run's path (full JVM profile, native checks,
+    Kafka read in several tasks per core): no estimate is made when both are forced."""
+    big = ["--jvm-profile", "full", "--validation", "native"] if uid == 10001 else []
     local, _ = coinfeed_release
     kube = local.kube
     for kind in ("prices", "tweets"):
@@ -451,6 +453,7 @@ def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release,
             "--no-gaps",
             "--driver-memory",
             "640m",
+            *big,
         ],
     )
     spec = pod["spec"]
@@ -486,6 +489,10 @@ def test_hourly_job_starts_in_its_image_under_any_uid(coinfeed_release: Release,
     summaries = [line for line in json_lines(logs) if line.get("summary") == "hourly"]
     assert summaries and summaries[0]["coin"] == "btc", logs[-2000:]
     assert summaries[0]["hours"] == ["2026-01-01T00"]
+    chosen = [line for line in json_lines(logs) if line.get("msg") == "driver JVM profile"]
+    assert len(chosen) == 1, logs[-2000:]
+    want = ("full", "native", True) if big else ("quick", "pydantic", False)
+    assert (chosen[0]["profile"], chosen[0]["validation"], chosen[0]["split_reads"]) == want
 
 
 def test_uninstall_leaves_nothing_then_a_kraft_namespace_with_a_feed_can_be_deleted(
