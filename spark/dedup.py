@@ -2,8 +2,13 @@
 
 Producers deliver at least once, and a tweet can be fetched twice with newer engagement counts, so
 the newest observation wins: highest Kafka timestamp, then partition and offset (a total order, so
-the surviving row never depends on how Spark happened to split the input). One hash aggregation per
-key (``max_by``) picks it: no sort of the records, and partial aggregation before the shuffle.
+the surviving row never depends on how Spark happened to split the input). One aggregation per key
+(``max_by``) picks it, with partial aggregation before the shuffle. Spark runs it as a *sort*
+aggregation (its hash aggregation needs fixed-width buffers; ``max_by``'s holds a whole record), so
+the records are sorted before and after the shuffle. Measured (session 23, 1M tweets, warm): that
+costs less than finding the repeated keys with a hash aggregation over the keys alone and
+aggregating only their records (broadcast semi and anti joins, the other records passed through):
+10.6-11.2 s against 11.2-13.7 s for the whole dedup query.
 """
 
 from __future__ import annotations

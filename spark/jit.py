@@ -51,7 +51,9 @@ QUICK_SPARK_CONF: Final[Mapping[str, str]] = {"spark.sql.codegen.wholeStage": "f
 # And C2 inlines less deeply (JDK 17: MaxInlineLevel 15, InlineSmallCode 2500): each compile is
 # cheaper. Measured at 1M tweets on 2 cores (session 20, -XX:+CITime): C2 27.0 s for 2,966
 # methods against 41.6 s for 3,054, all compiling 37.2 against 53.8 s; the job 88.6 against
-# 92.8 s (means of 6 alternating pairs, 5 of them faster).
+# 92.8 s (means of 6 alternating pairs, 5 of them faster). Tried, not kept (session 23): a second
+# C2 compiler thread (-XX:CICompilerCount=3): 149.2 against 141.6 s (3 alternating pairs, a slow
+# machine), validation slower in all 3.
 FULL_JAVA_OPTIONS: Final = (
     "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
     "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000 "
