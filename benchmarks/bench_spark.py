@@ -227,8 +227,9 @@ def small_pairs(
     pairs: int,
 ) -> dict[str, Any]:
     """The small job against the bare baseline in ``pairs`` alternating pairs (the first job run
-    is ``first_job``; every job run with the same ``driver_memory``), compared by medians: one run of either varies by 10-20 % on a shared
-    2-core machine, as much as the ratio's distance from its goal."""
+    is ``first_job``; every job run with the same ``driver_memory``), compared by medians: one
+    run of either varies by 10-20 % on a shared 2-core machine, as much as the ratio's distance
+    from its goal."""
     jobs = [first_job]
     bares = [bare_baseline(bootstrap, f"coinfeed.{coin}.prices", work)]
     for _ in range(pairs - 1):
