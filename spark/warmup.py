@@ -6,7 +6,10 @@ per worker, paid in the middle of the first validation tasks. A small hour's run
 leaves a core idle while the driver checks topics and builds and plans its queries; one tiny job
 started in the background then lets the workers load then, and Spark reuses them for the real tasks
 (``spark.python.worker.reuse``, on by default). Measured on 2 cores, 10,000 tweets + 3,600
-ticks, alternating runs: median 27.3 s against 28.8 s (4 runs each).
+ticks, alternating runs: median 27.3 s against 28.8 s (4 runs each). A small run forks only these
+two workers; a daemon of our own that imports the modules before it forks them
+(``spark.python.daemon.module``) saves one worker's imports, ~1.2 CPU-seconds: within the noise
+(session 24, spark/README.md).
 
 The driver JVM is warmed the same way, in a second background thread: Spark 4 maps case with ICU
 (``spark.sql.icu.caseMappings.enabled``), and the first ``lower`` in a JVM initialises ICU's case
