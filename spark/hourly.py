@@ -510,7 +510,8 @@ def process_batch(
         return run
 
     def keep(df: Any) -> Any:
-        # Tried (session 24): localCheckpoint instead, lineage cut: a tie at 10k.
+        # Tried (session 24): localCheckpoint(eager=False) here and in plan_outputs' own()
+        # instead of persist: a tie at 10k, and a lost executor would fail the run.
         persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
