@@ -40,6 +40,10 @@ from coinfeed.topics import normalize_coin
 # model's ``schema_version`` Literal.
 SCHEMA_VERSIONS: Final[dict[str, int]] = {"prices": 1, "tweets": 2}
 
+# The largest integer a record may carry: the lake stores integers as 64-bit (Spark's LongType,
+# Parquet INT64), so a bigger one could never be written; rejected where it is read, with a reason.
+INT64_MAX: Final = 2**63 - 1
+
 # Social platforms a post can come from; the hourly job reports each one (columns derived from this).
 PLATFORMS: Final = ("x", "bluesky")
 Platform = Literal["x", "bluesky"]
@@ -59,8 +63,11 @@ def _require_utc(value: datetime) -> datetime:
 
 
 def format_ts(value: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z``: the wire format of every timestamp."""
-    return _require_utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds and ``Z``: the wire format of every timestamp. The year
+    always has four digits (``strftime("%Y")`` writes year 1 as ``1`` here, which no ISO-8601
+    reader, pydantic or Spark, takes back)."""
+    v = _require_utc(value)
+    return f"{v.year:04d}-{v:%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
 
 
 UtcDatetime = Annotated[
@@ -154,12 +161,15 @@ class Tweet(_Record):
         default=None, max_length=253, description="Author's handle, when known."
     )
     author_followers: int = Field(
-        default=0, ge=0, description="Author's follower count at collection time (0 if unknown)."
+        default=0,
+        ge=0,
+        le=INT64_MAX,
+        description="Author's follower count at collection time (0 if unknown).",
     )
-    like_count: int = Field(default=0, ge=0)
-    retweet_count: int = Field(default=0, ge=0, description="Reposts.")
-    reply_count: int = Field(default=0, ge=0)
-    quote_count: int = Field(default=0, ge=0)
+    like_count: int = Field(default=0, ge=0, le=INT64_MAX)
+    retweet_count: int = Field(default=0, ge=0, le=INT64_MAX, description="Reposts.")
+    reply_count: int = Field(default=0, ge=0, le=INT64_MAX)
+    quote_count: int = Field(default=0, ge=0, le=INT64_MAX)
     hashtags: list[str] = Field(
         default_factory=list, description="Hashtags without '#', as written."
     )

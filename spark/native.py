@@ -70,6 +70,7 @@ class FieldRule:
     max_length: int | None = None
     gt: float | None = None
     ge: float | None = None
+    le: float | None = None
     finite: bool = False
 
 
@@ -95,7 +96,7 @@ def field_rules(kind: TopicKind) -> list[FieldRule]:
     for name, info in model.model_fields.items():
         limits: dict[str, Any] = {}
         for meta in info.metadata:
-            for attr in ("min_length", "max_length", "gt", "ge"):
+            for attr in ("min_length", "max_length", "gt", "ge", "le"):
                 if getattr(meta, attr, None) is not None:
                     limits[attr] = getattr(meta, attr)
             if getattr(meta, "allow_inf_nan", None) is False:
@@ -152,6 +153,8 @@ def _constraints(rule: FieldRule, value: Column) -> Column:
         ok = ok & (value > rule.gt)
     if rule.ge is not None:
         ok = ok & (value >= rule.ge)
+    if rule.le is not None:
+        ok = ok & (value <= rule.le)
     return ok
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 from pyspark.testing import assertDataFrameEqual
 
 from coinfeed.spark.assign import on_time_records, quarantined
@@ -184,6 +185,46 @@ def test_both_validation_paths_give_the_same_records_and_rejects(spark: SparkSes
         records, rejected = out["pydantic"]
         assert len(records) + len(rejected) == len(values)
         assert records and len(rejected) >= 2  # both sides of the corpus are exercised
+
+
+def test_records_the_lake_cannot_hold_are_quarantined_and_odd_valid_ones_kept(
+    spark: SparkSession,
+) -> None:
+    """One record must never fail a run: a count beyond 64 bits (the model rejects it, naming
+    the field) and a valid post from year 1 or with microseconds (kept, with the wire form's
+    milliseconds) crashed both paths' parse of the canonical JSON before. Both paths agree."""
+    base = json.loads(tweet("7", 0, 1, "gm").to_json())
+    hostile = [
+        {**base, "like_count": 2**63},
+        {**base, "id": "8", "created_at": "0001-01-01T00:00:00.000Z"},
+        {**base, "id": "9", "created_at": "2024-01-01T00:05:00.123456Z"},
+        {**base, "id": "10", "author_followers": 2**63 - 1},
+    ]
+    values = [(json.dumps(r).encode(), t(0, 10)) for r in hostile]
+    raw = kafka_rows(spark, TWEETS, values)
+    out = {}
+    for validation in ("native", "pydantic"):
+        parsed = parse_records(raw, "tweets", validation)  # type: ignore[arg-type]
+        records = sorted(
+            (r.kafka_offset, str(r.created_at), r.author_followers)
+            for r in parsed.records.select(
+                "kafka_offset",
+                F.col("created_at").cast("string").alias("created_at"),
+                "author_followers",
+            ).collect()
+        )
+        rejected = [(r.kafka_offset, r.reason) for r in parsed.rejected.collect()]
+        out[validation] = (records, rejected)
+    assert out["native"] == out["pydantic"]
+    records, rejected = out["pydantic"]
+    assert records == [
+        (1, "0001-01-01 00:00:00", 0),
+        (2, "2024-01-01 00:05:00.123", 0),
+        (3, "2024-01-01 00:01:00", 2**63 - 1),
+    ]
+    assert len(rejected) == 1 and rejected[0][0] == 0
+    assert rejected[0][1].startswith("Tweet.like_count: ")
+    assert "less than or equal to 9223372036854775807" in rejected[0][1]
 
 
 def test_check_rejects_an_unknown_validation_path(spark: SparkSession) -> None:
