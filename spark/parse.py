@@ -14,9 +14,8 @@ Building and planning the native checks' few thousand expressions costs the driv
 fixed work per run, more than pydantic needs for tens of thousands of records (measured in
 :mod:`coinfeed.spark.jit`, which chooses). There the model's values come back typed, one Arrow
 column per field (:func:`typed_columns`), instead of as canonical JSON that Spark would parse
-again: measured on 2 cores (session 25), 1M tweets validated in 34.0-35.7 s against 47.3-49.2 s
-(one warm session, 3 runs each), a 100k-tweet hour 45.4-49.9 s against 52.2-58.2 s (3
-alternating pairs, ``read_validate`` -22 %).
+again: measured on 2 cores (session 25, one session, the validation and cache fill alone), 1M
+tweets in 39.3 and 32.8 s against 64.8 and 52.9 s (first runs cold).
 """
 
 from __future__ import annotations
@@ -146,7 +145,7 @@ _TYPED_CHECKERS = {kind: _typed_checker(kind) for kind in TOPIC_KINDS}
 
 def typed_record(kind: TopicKind, typed: Column) -> Column:
     """The record struct (:func:`record_struct`'s fields, timestamps restored) from a typed
-    checker's output; null where the record was rejected or not judged."""
+    checker's output; null where the record was rejected."""
     fields = []
     for f in record_struct(kind).fields:
         value = typed.getField(f.name)
@@ -194,8 +193,8 @@ def check(raw: DataFrame, kind: TopicKind, validation: Validation = "native") ->
 
 
 def _check_pydantic(raw: DataFrame, kind: TopicKind) -> DataFrame:
-    """:func:`check` with the model alone: accepted records typed here, from their canonical
-    JSON, so the persisted rows hold the typed record (parsed once) and the bytes sent."""
+    """:func:`check` with the model alone: accepted records come back from it typed
+    (:func:`typed_columns`), so the persisted rows hold the typed record and the bytes sent."""
     judged = raw.select(
         *raw.columns,
         _TYPED_CHECKERS[kind](F.col("value"), F.col("topic"), F.lit(True)).alias("_typed"),
