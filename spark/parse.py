@@ -107,23 +107,21 @@ def _typed_type(kind: TopicKind) -> StructType:
     return StructType([*fields, StructField(REASON, StringType())])
 
 
-def typed_columns(
-    kind: TopicKind, values: pd.Series, topics: pd.Series, pending: pd.Series
-) -> pd.DataFrame:
-    """The pending records through the model, each accepted one's fields returned typed (one
-    column per field; timestamps as :func:`epoch_micros`), with the reason of each rejected one
-    under :data:`REASON`; every other row is null. Spark takes the values through Arrow: no JSON
-    is written or parsed again."""
+def typed_columns(kind: TopicKind, values: pd.Series, topics: pd.Series) -> pd.DataFrame:
+    """Every record through the model: an accepted one's fields returned typed (one column per
+    field, null where rejected; timestamps as :func:`epoch_micros`), and the reason of each
+    rejected one under :data:`REASON`. Spark takes the values through Arrow: no JSON is written
+    or parsed again."""
     fields = record_struct(kind).fields
     columns: dict[str, list[Any]] = {f.name: [None] * len(values) for f in fields}
     reasons: list[str | None] = [None] * len(values)
     # Plain lists: a pandas element access costs microseconds, as much as the model's work.
     value_list, topic_list = values.tolist(), topics.tolist()
-    for i in np.flatnonzero(pending.to_numpy(dtype=bool)).tolist():
-        record, reasons[i] = check_model(kind, topic_list[i], value_list[i])
+    for i, (topic, value) in enumerate(zip(topic_list, value_list, strict=True)):
+        record, reasons[i] = check_model(kind, topic, value)
         if record is not None:
-            for name, value in vars(record).items():
-                columns[name][i] = value
+            for name, field in vars(record).items():
+                columns[name][i] = field
     for f in fields:
         if isinstance(f.dataType, TimestampType):
             columns[f.name] = [None if v is None else epoch_micros(v) for v in columns[f.name]]
@@ -134,8 +132,8 @@ def typed_columns(
 
 
 def _typed_checker(kind: TopicKind) -> Any:
-    def check_batch(values: pd.Series, topics: pd.Series, pending: pd.Series) -> pd.DataFrame:
-        return typed_columns(kind, values, topics, pending)
+    def check_batch(values: pd.Series, topics: pd.Series) -> pd.DataFrame:
+        return typed_columns(kind, values, topics)
 
     return pandas_udf(check_batch, _typed_type(kind))  # type: ignore[call-overload]
 
@@ -197,7 +195,7 @@ def _check_pydantic(raw: DataFrame, kind: TopicKind) -> DataFrame:
     (:func:`typed_columns`), so the persisted rows hold the typed record and the bytes sent."""
     judged = raw.select(
         *raw.columns,
-        _TYPED_CHECKERS[kind](F.col("value"), F.col("topic"), F.lit(True)).alias("_typed"),
+        _TYPED_CHECKERS[kind](F.col("value"), F.col("topic")).alias("_typed"),
     )
     no_json = F.lit(None).cast("string").alias("canonical")
     reason = F.col("_typed").getField(REASON).alias("reason")
