@@ -425,6 +425,14 @@ def sentiment_throughput(texts: list[str], cores: int, work: Path, reps: int = 3
     }
 
 
+def cds_java_archive() -> str | None:
+    """The class-data archive the job's (and the bare run's) driver JVM maps, if any."""
+    from coinfeed.spark import cds
+
+    path = cds.archive_path(os.environ)
+    return str(path) if path is not None and path.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="bench_spark",
@@ -485,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         "small_tweets": args.small,
         "cores": args.cores,
         "driver_memory": args.driver_memory,
+        # The job and the bare run start from the same class-data archive, if any (spark.cds;
+        # COINFEED_CDS_ARCHIVE=off measures both without it).
+        "cds_archive": cds_java_archive(),
     }
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
         work = Path(tmp)

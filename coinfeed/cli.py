@@ -16,6 +16,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "producer": ("coinfeed.producers.cli", "run a price or tweet producer (live or replay)"),
     "operator": ("coinfeed.operator.cli", "run the CoinFeed operator (kopf)"),
     "hourly": ("coinfeed.spark.hourly", "run the hourly Spark aggregation"),
+    "spark-cds": (
+        "coinfeed.spark.cds",
+        "build the class-data archive the hourly job's driver JVM starts from",
+    ),
     "kafka": (
         "coinfeed.devcluster.cli",
         "local ZooKeeper/KRaft + 3-broker Kafka cluster (up/down/status)",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from coinfeed import versions
 
 
-def cache_dir() -> Path:
-    """``$COINFEED_CACHE`` or ``~/.cache/coinfeed``."""
-    env = os.environ.get("COINFEED_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "coinfeed"
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$COINFEED_CACHE`` or ``~/.cache/coinfeed`` (of ``env``, default the process's)."""
+    value = (os.environ if env is None else env).get("COINFEED_CACHE")
+    return Path(value) if value else Path.home() / ".cache" / "coinfeed"
 
 
 def kafka_jars_dir() -> Path:

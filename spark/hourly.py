@@ -27,7 +27,7 @@ if __name__ == "__main__" and not __package__:
 from coinfeed import job_env as jenv
 from coinfeed.kafka import BOOTSTRAP_ENV, bootstrap_servers
 from coinfeed.kafka_security import KafkaSecurityError, security_from_env, spark_kafka_options
-from coinfeed.spark import background
+from coinfeed.spark import background, cds
 from coinfeed.spark.background import Background
 from coinfeed.spark.jit import (
     QUICK_MAX_RECORDS,
@@ -433,13 +433,15 @@ def process_batch(
     now: datetime | None = None,
     validation: Validation = "native",
     split_reads: bool = False,
+    reader: Callable[..., Any] = _read_kafka,
 ) -> dict[str, Any]:
     """Run the pipeline once for ``coins`` that share the same ``hours`` and whose topics exist:
     one Kafka read per kind over all their topics, one validation/dedup/aggregation pass and one
     write per dataset. Each coin keeps its own hours (the earlier hours its late records amend)
     and gets its own :class:`CoinRun`; the pass's stage seconds are shared out equally.
     ``validation``: the records' path (:func:`coinfeed.spark.parse.check`); ``split_reads``:
-    Kafka is read in :data:`READ_TASKS_PER_CORE` tasks per core (``jit.split_reads_for``)."""
+    Kafka is read in :data:`READ_TASKS_PER_CORE` tasks per core (``jit.split_reads_for``);
+    ``reader``: :func:`_read_kafka`'s stand-in (``cds.train`` feeds generated rows)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812 (PySpark convention)
 
@@ -608,7 +610,7 @@ def process_batch(
     topics = {kind: [topic_name(c, kind) for c in coins] for kind in kinds}
     checked: dict[str, Any] = {}
     for kind in kinds:
-        raw = _read_kafka(spark, bootstrap, topics[kind], windows, split_reads)
+        raw = reader(spark, bootstrap, topics[kind], windows, split_reads)
         checked[kind] = keep(check(raw, kind, validation))
     all_hours: dict[str, list[datetime]] = {c: list(hours) for c in coins}
     # The later queries are built while the first collect runs (building and planning them is
@@ -651,9 +653,7 @@ def process_batch(
             # An amended hour inside the merged read window needs no extra read: its records are in.
             if extra:
                 more = {
-                    k: check(
-                        _read_kafka(spark, bootstrap, topics[k], extra, split_reads), k, validation
-                    )
+                    k: check(reader(spark, bootstrap, topics[k], extra, split_reads), k, validation)
                     for k in kinds
                 }
                 for kind in kinds:
@@ -761,7 +761,8 @@ def process_batch(
 
 def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
     """The run's Spark settings. Reads nothing from the repository: pinned versions ship in the
-    package (``coinfeed.pinned_versions``) and the connector jars come from ``$COINFEED_CACHE``.
+    package (``coinfeed.pinned_versions``); the connector jars and the class-data archive
+    (:mod:`coinfeed.spark.cds`) come from ``$COINFEED_CACHE``.
 
     Raises ``LookupError`` (a missing pin) or ``OSError`` (no connector jars, or no Spark RPC
     key file although the operator named its Secret), naming what is missing.
@@ -782,12 +783,14 @@ def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
                 f"Spark RPC key file {path} is missing or empty: is Secret {secret_name!r} in "
                 f"this namespace, with key {jenv.RPC_SECRET_KEY!r}?"
             )
-    return spark_conf(
+    conf = spark_conf(
         master=master,
         shuffle_partitions=args.shuffle_partitions,
         driver_memory=args.driver_memory,
         extra=env_conf(env, master),
     )
+    # The driver JVM maps Spark's classes from the class-data archive, when there is one.
+    return cds.with_archive(conf, env)
 
 
 class _Outcome:
@@ -923,6 +926,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, outcome: _Ou
     )
     conf = profile_conf(profile, conf)
     spark = build_session("coinfeed-hourly", conf)
+    unmapped = cds.unused_archive(spark, conf)
+    if unmapped:
+        log.warning(unmapped)
     warming: list[Any] = []
 
     def warm_up() -> None:

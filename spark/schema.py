@@ -10,8 +10,10 @@ from typing import Final
 
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     DataType,
     DoubleType,
+    IntegerType,
     LongType,
     StringType,
     StructField,
@@ -21,6 +23,18 @@ from pyspark.sql.types import (
 
 from coinfeed.schemas import RECORD_MODELS, FieldSpec, record_fields
 from coinfeed.topics import TopicKind
+
+# A row of Spark's Kafka source, as the job reads it (``hourly._read_kafka`` selects these).
+KAFKA_ROW: Final = StructType(
+    [
+        StructField("key", BinaryType(), True),
+        StructField("value", BinaryType(), True),
+        StructField("topic", StringType(), False),
+        StructField("partition", IntegerType(), False),
+        StructField("offset", LongType(), False),
+        StructField("timestamp", TimestampType(), False),
+    ]
+)
 
 _SPARK_TYPES: Final[dict[str, DataType]] = {
     "string": StringType(),

@@ -6,28 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import (
-    BinaryType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from coinfeed.schemas import PriceTick, Tweet
-
-KAFKA_ROW = StructType(
-    [
-        StructField("key", BinaryType(), True),
-        StructField("value", BinaryType(), True),
-        StructField("topic", StringType(), False),
-        StructField("partition", IntegerType(), False),
-        StructField("offset", LongType(), False),
-        StructField("timestamp", TimestampType(), False),
-    ]
-)
+from coinfeed.spark.schema import KAFKA_ROW
 
 
 def t(hh: int, mm: int = 0, ss: int = 0, day: int = 1) -> datetime:

@@ -1,0 +1,78 @@
+"""The class-data archive ``make setup`` built, mapped by a driver JVM started as the job starts it.
+
+Each session runs in a fresh Python process: a session already running in this one (the unit
+tests' fixture) would be returned by ``getOrCreate`` with its own JVM options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from coinfeed.spark import cds
+
+# Builds a session the way `coinfeed hourly` does (job_conf + the quick profile) with the JVM
+# logging each class it loads, runs one job and prints what cds.unused_archive says.
+PROBE = """
+import json, os, sys
+from coinfeed.spark import cds, hourly
+from coinfeed.spark.jit import profile_conf
+from coinfeed.spark.session import build_session
+lake, log = sys.argv[1], sys.argv[2]
+args = hourly.build_parser().parse_args(["--coin", "btc", "--lake", lake])
+conf = profile_conf("quick", hourly.job_conf(args, os.environ))
+conf[cds.DRIVER_JAVA_OPTIONS] += f" -Xlog:class+load=info:file={log}"
+spark = build_session("coinfeed-cds-probe", conf)
+rows = spark.range(0, 100, 1, 2).selectExpr("sum(id) AS s").collect()
+print(json.dumps({"sum": rows[0].s, "unused": cds.unused_archive(spark, conf)}))
+spark.stop()
+"""
+
+
+def _probe(tmp_path: Path, archive: str) -> tuple[int, set[str], Any, str]:
+    """(classes mapped from an archive, their names, what unused_archive said, stderr)."""
+    log = tmp_path / f"classes-{len(list(tmp_path.iterdir()))}.log"
+    env = {**os.environ, cds.ARCHIVE_ENV: archive}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "lake"), str(log)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert said["sum"] == 4950
+    shared = {
+        line.split()[1]
+        for line in log.read_text().splitlines()
+        if "source: shared objects file" in line
+    }
+    return len(shared), shared, said["unused"], done.stderr
+
+
+def test_the_driver_maps_sparks_classes_from_the_archive(tmp_path: Path) -> None:
+    archive = cds.default_archive()
+    assert archive.is_file(), f"no class-data archive at {archive}: run `make setup`"
+    n, names, said, err = _probe(tmp_path, str(archive))
+    # The JVM's own reason (class path mismatch, another JDK) is on stderr.
+    assert said is None, f"{said}\nJVM stderr (tail):\n{err[-3000:]}"
+    assert n > 10_000, f"{n} classes mapped\nJVM stderr (tail):\n{err[-3000:]}"
+    assert "org.apache.spark.sql.SparkSession" in names
+    n_off, names_off, said_off, _ = _probe(tmp_path, cds.OFF)
+    assert said_off is None  # no archive asked for: nothing to report
+    assert n_off < 3_000  # at most the JDK's own default archive
+    assert "org.apache.spark.sql.SparkSession" not in names_off
+
+
+def test_an_unusable_archive_never_stops_a_run_and_is_named(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.jsa"
+    garbage.write_bytes(os.urandom(64 * 1024))
+    n, _, said, _ = _probe(tmp_path, str(garbage))
+    assert said is not None and str(garbage) in said and cds.REBUILD in said
+    assert n < 3_000

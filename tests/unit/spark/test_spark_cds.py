@@ -1,0 +1,100 @@
+"""The driver JVM's class-data archive: which file, the options that map it, the training run."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pyspark
+import pytest
+
+from coinfeed.spark import cds, hourly
+from coinfeed.spark.lake import HOURLY, QUARANTINE, RAW_PRICES, RAW_TWEETS, dataset_path
+
+
+def test_the_archive_comes_from_the_environment(tmp_path: Path) -> None:
+    cache = {"COINFEED_CACHE": str(tmp_path)}
+    expected = tmp_path / "cds" / f"spark-{pyspark.__version__}.jsa"
+    assert cds.default_archive(cache) == expected
+    assert cds.archive_path(cache) == expected
+    assert cds.archive_path({**cache, cds.ARCHIVE_ENV: "/x/y.jsa"}) == Path("/x/y.jsa")
+    assert cds.archive_path({**cache, cds.ARCHIVE_ENV: "OFF"}) is None
+
+
+def test_options_only_for_an_existing_file_and_never_share_on(tmp_path: Path) -> None:
+    archive = tmp_path / "with space" / "a.jsa"
+    assert cds.java_options(archive) == ""
+    assert cds.java_options(None) == ""
+    archive.parent.mkdir()
+    archive.write_bytes(b"x")
+    words = shlex.split(cds.java_options(archive))
+    assert f"-XX:SharedArchiveFile={archive}" in words
+    assert "-Xshare:auto" in words
+    assert "-Xshare:on" not in words
+    # The JVM's own messages go to stderr: stdout carries the job's report.
+    assert words[-1] == "-Xlog:all=warning:stderr"
+    assert cds.archive_in({cds.DRIVER_JAVA_OPTIONS: f"-Da=b {cds.java_options(archive)}"}) == str(
+        archive
+    )
+
+
+def test_job_conf_adds_the_archive_after_the_sessions_own_options(tmp_path: Path) -> None:
+    archive = tmp_path / "a.jsa"
+    archive.write_bytes(b"x")
+    args = hourly.build_parser().parse_args(["--coin", "btc", "--lake", str(tmp_path)])
+    env = {"COINFEED_CACHE": str(tmp_path / "none"), cds.ARCHIVE_ENV: str(archive)}
+    options = hourly.job_conf(args, env)[cds.DRIVER_JAVA_OPTIONS]
+    assert options.startswith("-Duser.timezone=UTC ")
+    assert cds.archive_in({cds.DRIVER_JAVA_OPTIONS: options}) == str(archive)
+    off = hourly.job_conf(args, {**env, cds.ARCHIVE_ENV: cds.OFF})[cds.DRIVER_JAVA_OPTIONS]
+    assert "SharedArchiveFile" not in off and "Xshare" not in off
+    missing = hourly.job_conf(args, {**env, cds.ARCHIVE_ENV: str(tmp_path / "gone.jsa")})
+    assert "SharedArchiveFile" not in missing[cds.DRIVER_JAVA_OPTIONS]
+
+
+def test_the_dump_command_uses_the_training_jvms_java_and_class_path(tmp_path: Path) -> None:
+    command = cds.dump_command("/jdk/bin/java", tmp_path / "l", tmp_path / "a.jsa", "/s/jars/x.jar")
+    assert command[:2] == ["/jdk/bin/java", "-Xshare:dump"]
+    assert f"-XX:SharedClassListFile={tmp_path / 'l'}" in command
+    assert f"-XX:SharedArchiveFile={tmp_path / 'a.jsa'}" in command
+    assert command[-2:] == ["-cp", "/s/jars/x.jar"]
+
+
+def test_a_failed_build_says_why_in_one_line_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    why = "java -Xshare:dump could not write it (exit 1): Error occurred"
+
+    def refuse(archive: Path) -> None:
+        raise RuntimeError(why)
+
+    monkeypatch.setattr(cds, "build", refuse)
+    archive = tmp_path / "a.jsa"
+    assert cds.main(["--output", str(archive)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"coinfeed spark-cds: no archive at {archive}: {why}"]
+    # An existing archive is kept unless --force.
+    archive.write_bytes(b"x")
+    assert cds.main(["--output", str(archive)]) == 0
+    assert cds.main(["--output", str(archive), "--force"]) == 1
+
+
+def _rows(path: str) -> int:
+    return int(pq.read_table(path).num_rows)
+
+
+def test_the_training_run_writes_every_dataset(spark: Any, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    runs = cds.train(spark, lake)
+    assert set(runs) == {"pydantic", "native"}
+    for run in runs.values():
+        # 200 tweets (5 sent twice, 4 two hours late: merged into their hour), 60 ticks,
+        # 5 records the model rejects (two bad tweets, a bad tick, a tombstone on each topic).
+        assert run.rows_written == {RAW_PRICES: 60, RAW_TWEETS: 200, QUARANTINE: 5, HOURLY: 1}
+        assert run.duplicates == {"prices": 0, "tweets": 5}
+        assert run.late_records >= 4
+        assert run.latest.tweet_count == 200
+    for dataset, n in ((RAW_PRICES, 60), (RAW_TWEETS, 200), (QUARANTINE, 5), (HOURLY, 1)):
+        assert _rows(dataset_path(str(lake), dataset)) == n
