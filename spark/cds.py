@@ -7,8 +7,8 @@ archive of them once: a training run of the job's own passes (:func:`train`: gen
 through :func:`coinfeed.spark.hourly.process_batch` with both validation paths, quarantine,
 dedup, late data, aggregation and every dataset written; no Kafka) lists the classes its JVM
 loads (``-XX:DumpLoadedClassList``), then ``java -Xshare:dump`` writes them, with that JVM's own
-class path, to ``$COINFEED_CACHE/cds/spark-<pyspark version>.jsa``. ``make setup`` and the Spark
-image's build run it.
+class path, to ``$COINFEED_CACHE/cds/spark-<pyspark version>-<runtime_key>.jsa`` (one per Spark
+installation and JDK). ``make setup`` and the Spark image's build run it.
 
 Every run whose archive file exists starts its driver with it (:func:`java_options`, added by
 ``hourly.job_conf``); ``COINFEED_CDS_ARCHIVE`` names another file, or ``off``. ``-Xshare:auto``:
@@ -22,9 +22,11 @@ entrypoint).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,13 +45,34 @@ TRAIN_COIN: Final = "btc"
 REBUILD: Final = "coinfeed spark-cds --force"
 
 
+def runtime_key(env: Mapping[str, str]) -> str:
+    """What an archive is only valid for: the Spark installation (its jars are the driver's class
+    path) and the ``java`` that spark-submit starts (``$JAVA_HOME/bin/java``, else the one on
+    ``PATH``), as a short hash. Two virtual environments or JDKs sharing one cache then get an
+    archive each, instead of one whose class path the other's JVM refuses."""
+    import pyspark
+
+    spark_home = env.get("SPARK_HOME") or os.path.dirname(os.path.abspath(pyspark.__file__))
+    java_home = env.get("JAVA_HOME")
+    java = (
+        os.path.join(java_home, "bin", "java")
+        if java_home
+        else shutil.which("java", path=env.get("PATH"))
+    )
+    where = f"{os.path.realpath(spark_home)}\n{os.path.realpath(java) if java else ''}"
+    return hashlib.sha256(where.encode()).hexdigest()[:12]
+
+
 def default_archive(env: Mapping[str, str] | None = None) -> Path:
-    """Where ``coinfeed spark-cds`` writes the archive: one per PySpark (hence Spark) version."""
+    """Where ``coinfeed spark-cds`` writes the archive: one per PySpark (hence Spark) version and
+    :func:`runtime_key`."""
     import pyspark
 
     from coinfeed.paths import cache_dir
 
-    return cache_dir(env) / "cds" / f"spark-{pyspark.__version__}.jsa"
+    env = os.environ if env is None else env
+    name = f"spark-{pyspark.__version__}-{runtime_key(env)}.jsa"
+    return cache_dir(env) / "cds" / name
 
 
 def archive_path(env: Mapping[str, str]) -> Path | None:
@@ -302,7 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help=f"archive file (default ${ARCHIVE_ENV}, else $COINFEED_CACHE/cds/spark-<ver>.jsa)",
+        help=(
+            f"archive file (default ${ARCHIVE_ENV}, else "
+            "$COINFEED_CACHE/cds/spark-<version>-<Spark and JDK key>.jsa)"
+        ),
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the archive exists")
     return p

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,25 @@ from coinfeed.spark.lake import HOURLY, QUARANTINE, RAW_PRICES, RAW_TWEETS, data
 
 
 def test_the_archive_comes_from_the_environment(tmp_path: Path) -> None:
-    cache = {"COINFEED_CACHE": str(tmp_path)}
-    expected = tmp_path / "cds" / f"spark-{pyspark.__version__}.jsa"
+    cache = {"COINFEED_CACHE": str(tmp_path), "PATH": os.environ["PATH"]}
+    expected = tmp_path / "cds" / f"spark-{pyspark.__version__}-{cds.runtime_key(cache)}.jsa"
     assert cds.default_archive(cache) == expected
     assert cds.archive_path(cache) == expected
     assert cds.archive_path({**cache, cds.ARCHIVE_ENV: "/x/y.jsa"}) == Path("/x/y.jsa")
     assert cds.archive_path({**cache, cds.ARCHIVE_ENV: "OFF"}) is None
+
+
+def test_each_spark_installation_and_jdk_gets_its_own_archive(tmp_path: Path) -> None:
+    # The JVM refuses an archive dumped with another class path or JDK: a second virtual
+    # environment (or JAVA_HOME) sharing the cache must not find the first one's archive.
+    base = {"COINFEED_CACHE": str(tmp_path), "PATH": os.environ["PATH"]}
+    keys = {
+        cds.runtime_key(base),
+        cds.runtime_key({**base, "SPARK_HOME": str(tmp_path / "other-venv" / "pyspark")}),
+        cds.runtime_key({**base, "JAVA_HOME": str(tmp_path / "other-jdk")}),
+    }
+    assert len(keys) == 3
+    assert cds.runtime_key(dict(base)) == cds.runtime_key(base)
 
 
 def test_options_only_for_an_existing_file_and_never_share_on(tmp_path: Path) -> None:
