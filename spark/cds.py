@@ -129,12 +129,18 @@ def vm_option(spark: Any, name: str) -> str:
 def unused_archive(spark: Any, conf: Mapping[str, str]) -> str | None:
     """Why the driver JVM does not map the archive ``conf`` names (None when it does, or when
     ``conf`` names none): the JVM's own ``UseSharedSpaces`` and ``SharedArchiveFile``."""
+    from py4j.protocol import Py4JError
+
     wanted = archive_in(conf)
     if wanted is None:
         return None
-    if vm_option(spark, "UseSharedSpaces") == "true" and vm_option(
-        spark, "SharedArchiveFile"
-    ) == str(wanted):
+    try:
+        mapped = vm_option(spark, "UseSharedSpaces") == "true" and vm_option(
+            spark, "SharedArchiveFile"
+        ) == str(wanted)
+    except Py4JError:  # not a HotSpot JVM: it cannot say, and nothing is wrong with the run
+        return None
+    if mapped:
         return None
     return (
         f"the driver JVM does not map the class-data archive {wanted} (built for another JDK "

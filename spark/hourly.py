@@ -789,6 +789,8 @@ def job_conf(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]
         driver_memory=args.driver_memory,
         extra=env_conf(env, master),
     )
+    if "PYSPARK_GATEWAY_PORT" in env:
+        return conf  # spark-submit started the driver JVM already: its options are set
     # The driver JVM maps Spark's classes from the class-data archive, when there is one.
     return cds.with_archive(conf, env)
 

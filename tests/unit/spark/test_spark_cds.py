@@ -66,6 +66,10 @@ def test_job_conf_adds_the_archive_after_the_sessions_own_options(tmp_path: Path
     assert "SharedArchiveFile" not in off and "Xshare" not in off
     missing = hourly.job_conf(args, {**env, cds.ARCHIVE_ENV: str(tmp_path / "gone.jsa")})
     assert "SharedArchiveFile" not in missing[cds.DRIVER_JAVA_OPTIONS]
+    # Under spark-submit the driver JVM runs already: no option it could not take (and so no
+    # warning that it did not map the archive).
+    submitted = hourly.job_conf(args, {**env, "PYSPARK_GATEWAY_PORT": "1"})
+    assert "SharedArchiveFile" not in submitted[cds.DRIVER_JAVA_OPTIONS]
 
 
 def test_the_dump_command_uses_the_training_jvms_java_and_class_path(tmp_path: Path) -> None:
@@ -112,3 +116,24 @@ def test_the_training_run_writes_every_dataset(spark: Any, tmp_path: Path) -> No
         assert run.latest.tweet_count == 200
     for dataset, n in ((RAW_PRICES, 60), (RAW_TWEETS, 200), (QUARANTINE, 5), (HOURLY, 1)):
         assert _rows(dataset_path(str(lake), dataset)) == n
+
+
+def test_unused_archive_reads_the_jvms_own_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from py4j.protocol import Py4JError
+
+    conf = {cds.DRIVER_JAVA_OPTIONS: "-Da=b '-XX:SharedArchiveFile=/c/a.jsa' -Xshare:auto"}
+    options = {"UseSharedSpaces": "true", "SharedArchiveFile": "/c/a.jsa"}
+    monkeypatch.setattr(cds, "vm_option", lambda spark, name: options[name])
+    assert cds.unused_archive(None, conf) is None
+    assert cds.unused_archive(None, {}) is None  # none asked for
+    options["UseSharedSpaces"] = "false"  # the JVM refused it
+    said = cds.unused_archive(None, conf)
+    assert said is not None and "/c/a.jsa" in said and cds.REBUILD in said
+    options.update(UseSharedSpaces="true", SharedArchiveFile="/other.jsa")
+    assert cds.unused_archive(None, conf) is not None
+
+    def no_hotspot(spark: Any, name: str) -> str:
+        raise Py4JError("no such class: com.sun.management.HotSpotDiagnosticMXBean")
+
+    monkeypatch.setattr(cds, "vm_option", no_hotspot)
+    assert cds.unused_archive(None, conf) is None  # cannot tell: no warning, no failure
