@@ -36,9 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from coinfeed.spark.jit import DRIVER_JAVA_OPTIONS, profile_conf, with_driver_options
+
 ARCHIVE_ENV: Final = "COINFEED_CDS_ARCHIVE"
 OFF: Final = "off"
-DRIVER_JAVA_OPTIONS: Final = "spark.driver.extraJavaOptions"
 # The training hour and coin (any closed hour works: the training reads no Kafka).
 TRAIN_HOUR: Final = datetime(2024, 1, 1, 0, tzinfo=UTC)
 TRAIN_COIN: Final = "btc"
@@ -103,11 +104,7 @@ def java_options(archive: Path | None) -> str:
 
 def with_archive(conf: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """``conf`` with :func:`java_options` appended to the driver's JVM options."""
-    out = dict(conf)
-    added = java_options(archive_path(env))
-    if added:
-        out[DRIVER_JAVA_OPTIONS] = f"{out.get(DRIVER_JAVA_OPTIONS, '')} {added}".strip()
-    return out
+    return with_driver_options(conf, java_options(archive_path(env)))
 
 
 def archive_in(conf: Mapping[str, str]) -> str | None:
@@ -267,13 +264,12 @@ def _train_and_list(classlist: Path, work: Path) -> tuple[str, str]:
     """The training run in a JVM that lists the classes it loads into ``classlist``; returns
     that JVM's ``java`` and class path (the archive must be dumped with both)."""
     from coinfeed.spark import hourly
-    from coinfeed.spark.jit import profile_conf
     from coinfeed.spark.session import build_session
 
     args = hourly.build_parser().parse_args(["--coin", TRAIN_COIN, "--lake", str(work)])
     # The job's own settings, without an archive (the one being built may be stale).
     conf = profile_conf("quick", hourly.job_conf(args, {**os.environ, ARCHIVE_ENV: OFF}))
-    conf[DRIVER_JAVA_OPTIONS] += f" -XX:DumpLoadedClassList={classlist}"
+    conf = with_driver_options(conf, f"-XX:DumpLoadedClassList={classlist}")
     spark = build_session("coinfeed-cds-training", conf)
     gateway = spark.sparkContext._gateway
     system = spark.sparkContext._jvm.java.lang.System

@@ -92,14 +92,20 @@ def choose_validation(
     )
 
 
+def with_driver_options(conf: Mapping[str, str], added: str) -> dict[str, str]:
+    """``conf`` with ``added`` appended to the driver's JVM options (for a flag given twice the
+    JVM takes the last)."""
+    out = dict(conf)
+    if added:
+        out[DRIVER_JAVA_OPTIONS] = f"{out.get(DRIVER_JAVA_OPTIONS, '').strip()} {added}".strip()
+    return out
+
+
 def profile_conf(profile: Profile, conf: Mapping[str, str]) -> dict[str, str]:
     """``conf`` with the profile's settings: each appends its JVM options to the driver's (for a
     flag given twice the JVM takes the last, so the profile's win; ``--jvm-profile`` is the
     switch); ``quick`` also turns whole-stage code generation off."""
-    out = dict(conf)
-    options = out.get(DRIVER_JAVA_OPTIONS, "").strip()
-    added = QUICK_JAVA_OPTIONS if profile == "quick" else FULL_JAVA_OPTIONS
-    out[DRIVER_JAVA_OPTIONS] = f"{options} {added}".strip()
+    out = with_driver_options(conf, QUICK_JAVA_OPTIONS if profile == "quick" else FULL_JAVA_OPTIONS)
     if profile == "quick":
         out.update(QUICK_SPARK_CONF)
     return out

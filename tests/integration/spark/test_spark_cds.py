@@ -33,9 +33,9 @@ spark.stop()
 """
 
 
-def _probe(tmp_path: Path, archive: str) -> tuple[int, set[str], Any, str]:
+def _probe(tmp_path: Path, archive: str, name: str) -> tuple[int, set[str], Any, str]:
     """(classes mapped from an archive, their names, what unused_archive said, stderr)."""
-    log = tmp_path / f"classes-{len(list(tmp_path.iterdir()))}.log"
+    log = tmp_path / f"classes-{name}.log"
     env = {**os.environ, cds.ARCHIVE_ENV: archive}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(tmp_path / "lake"), str(log)],
@@ -59,12 +59,12 @@ def _probe(tmp_path: Path, archive: str) -> tuple[int, set[str], Any, str]:
 def test_the_driver_maps_sparks_classes_from_the_archive(tmp_path: Path) -> None:
     archive = cds.default_archive()
     assert archive.is_file(), f"no class-data archive at {archive}: run `make setup`"
-    n, names, said, err = _probe(tmp_path, str(archive))
+    n, names, said, err = _probe(tmp_path, str(archive), "archive")
     # The JVM's own reason (class path mismatch, another JDK) is on stderr.
     assert said is None, f"{said}\nJVM stderr (tail):\n{err[-3000:]}"
     assert n > 10_000, f"{n} classes mapped\nJVM stderr (tail):\n{err[-3000:]}"
     assert "org.apache.spark.sql.SparkSession" in names
-    n_off, names_off, said_off, _ = _probe(tmp_path, cds.OFF)
+    n_off, names_off, said_off, _ = _probe(tmp_path, cds.OFF, "off")
     assert said_off is None  # no archive asked for: nothing to report
     assert n_off < 3_000  # at most the JDK's own default archive
     assert "org.apache.spark.sql.SparkSession" not in names_off
@@ -73,6 +73,6 @@ def test_the_driver_maps_sparks_classes_from_the_archive(tmp_path: Path) -> None
 def test_an_unusable_archive_never_stops_a_run_and_is_named(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.jsa"
     garbage.write_bytes(os.urandom(64 * 1024))
-    n, _, said, _ = _probe(tmp_path, str(garbage))
+    n, _, said, _ = _probe(tmp_path, str(garbage), "garbage")
     assert said is not None and str(garbage) in said and cds.REBUILD in said
     assert n < 3_000
