@@ -15,8 +15,14 @@ Every run whose archive file exists starts its driver with it (:func:`java_optio
 an archive built for another JDK or class path never stops a run; the JVM starts without it, says
 why on stderr, and the job logs a warning naming the file (:func:`unused_archive`). Classes Spark
 loads from ``spark.jars`` (the Kafka connector) come from its own class loader and are not
-archived; neither are executor JVMs (Kubernetes' executor pods start from the image's
-entrypoint).
+archived.
+
+Executor JVMs (Kubernetes' executor pods, started by the Spark image's entrypoint) map the same
+archive: a JVM maps it only with the class path it was dumped with, so the build keeps that class
+path beside it (:func:`classpath_file`) and the entrypoint starts executors with it
+(:func:`executor_launch`; ``coinfeed spark-cds --executor-launch``). An executor then maps the
+classes the driver's training run loaded, which include the task side (local mode runs tasks in
+the driver JVM).
 """
 
 from __future__ import annotations
@@ -85,21 +91,48 @@ def archive_path(env: Mapping[str, str]) -> Path | None:
     return Path(value) if value else default_archive(env)
 
 
+def _archive_flags(archive: Path) -> list[str]:
+    # -Xshare:auto (never on): an archive the JVM cannot use is skipped, not fatal. The JVM's
+    # own warnings go to stderr, not stdout, where the job writes its report.
+    return [
+        f"-XX:SharedArchiveFile={archive}",
+        "-Xshare:auto",
+        "-Xlog:disable",
+        "-Xlog:all=warning:stderr",
+    ]
+
+
 def java_options(archive: Path | None) -> str:
     """Driver JVM options that map ``archive``; empty when there is none or the file is missing.
-
-    ``-Xshare:auto`` (never ``on``): an archive the JVM cannot use is skipped, not fatal. The
-    JVM's own warnings go to stderr, not stdout, where the job writes its report."""
+    ``-Xshare:auto``, never ``on``: an archive the JVM cannot use is skipped, not fatal."""
     if archive is None or not archive.is_file():
         return ""
-    return " ".join(
-        [
-            shlex.quote(f"-XX:SharedArchiveFile={archive}"),
-            "-Xshare:auto",
-            "-Xlog:disable",
-            "-Xlog:all=warning:stderr",
-        ]
-    )
+    return " ".join(shlex.quote(flag) for flag in _archive_flags(archive))
+
+
+def classpath_file(archive: Path) -> Path:
+    """Where the build keeps the class path ``archive`` was dumped with (one line)."""
+    return archive.with_name(archive.name + ".classpath")
+
+
+def executor_launch(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """The class path and JVM options with which an executor JVM maps the driver's archive:
+    the class path it was dumped with (:func:`classpath_file`) and :func:`java_options`' flags.
+    None (the entrypoint's own class path, no archive) when there is no archive or no class
+    path beside it (an archive built before session 28: ``coinfeed spark-cds`` rebuilds it),
+    or when ``SPARK_CLASSPATH`` puts other entries first (the archive could not map)."""
+    if env.get("SPARK_CLASSPATH"):
+        return None
+    archive = archive_path(env)
+    if archive is None or not archive.is_file():
+        return None
+    try:
+        classpath = classpath_file(archive).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not classpath or "\n" in classpath:
+        return None
+    return classpath, _archive_flags(archive)
 
 
 def with_archive(conf: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
@@ -311,6 +344,11 @@ def build(archive: Path) -> None:
                 f"java -Xshare:dump could not write {archive} (exit {done.returncode}): "
                 + " / ".join(last)
             )
+        # The class path first: an archive is never there without the class path that maps it.
+        listed = classpath_file(archive)
+        pending = listed.with_name(listed.name + ".partial")
+        pending.write_text(classpath + "\n", encoding="utf-8")
+        os.replace(pending, listed)
         os.replace(partial, archive)
 
 
@@ -333,16 +371,40 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--force", action="store_true", help="rebuild even if the archive exists")
+    p.add_argument(
+        "--executor-launch",
+        action="store_true",
+        help=(
+            "build nothing; print what the Spark image's entrypoint starts executor JVMs with: "
+            "pyspark's directory, then the archive's class path and JVM options (two more lines, "
+            "only when the archive and its class path exist)"
+        ),
+    )
     return p
+
+
+def print_executor_launch(env: Mapping[str, str]) -> None:
+    """``--executor-launch``: pyspark's directory, then (when :func:`executor_launch` has them)
+    the class path and the JVM options, space-separated, one line each."""
+    import pyspark
+
+    print(os.path.dirname(os.path.abspath(pyspark.__file__)))
+    launch = executor_launch(env)
+    if launch is not None and not any(" " in flag for flag in launch[1]):
+        print(launch[0])
+        print(" ".join(launch[1]))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.executor_launch:
+        print_executor_launch(os.environ)
+        return 0
     archive = args.output or archive_path(os.environ)
     if archive is None:
         print(f"coinfeed spark-cds: ${ARCHIVE_ENV} is {OFF}: nothing to build", file=sys.stderr)
         return 0
-    if archive.is_file() and not args.force:
+    if archive.is_file() and classpath_file(archive).is_file() and not args.force:
         print(f"coinfeed spark-cds: {archive} exists (--force rebuilds it)")
         return 0
     started = time.monotonic()

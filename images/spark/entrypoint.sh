@@ -2,7 +2,8 @@
 # Entrypoint of the coinfeed Spark image, for any base (apache/spark or the local one).
 # - `executor`: what Spark on Kubernetes starts executor pods with (as apache/spark's
 #   /opt/entrypoint.sh does): a KubernetesExecutorBackend on pyspark's own jars, configured by the
-#   SPARK_* variables the driver sets on the pod.
+#   SPARK_* variables the driver sets on the pod, and started from the driver's class-data
+#   archive when the image has one.
 # - anything else: run it (the CronJob runs `coinfeed hourly ...`).
 # Pods may run under any non-root UID. Without a passwd entry Hadoop's login fails ("invalid
 # null input: name"), so a UID the image does not know gets one through nss_wrapper (an
@@ -27,11 +28,23 @@ fi
 
 if [ "${1:-}" = executor ]; then
   shift
-  spark_home="$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+  # pyspark's directory, then (when the image has the driver's class-data archive and the class
+  # path it was dumped with) that class path and the JVM options that map the archive: the
+  # executor then starts from the classes the driver's training run loaded (coinfeed.spark.cds).
+  # Without them: pyspark's jars, no archive.
+  mapfile -t launch < <(coinfeed spark-cds --executor-launch)
+  spark_home="${launch[0]:?coinfeed spark-cds --executor-launch printed no pyspark directory}"
+  classpath="${SPARK_CLASSPATH:+$SPARK_CLASSPATH:}$spark_home/jars/*"
+  cds_opts=()
+  if [ "${#launch[@]}" -eq 3 ]; then
+    classpath="${launch[1]}"
+    read -r -a cds_opts <<<"${launch[2]}"
+  fi
   mapfile -t java_opts < <(env | grep '^SPARK_JAVA_OPT_' | sort -t_ -k4 -n | sed 's/^[^=]*=//')
-  exec java "${java_opts[@]}" \
+  # The driver's options last: an -Xshare of spark.executor.extraJavaOptions wins.
+  exec java "${cds_opts[@]}" "${java_opts[@]}" \
     -Xms"${SPARK_EXECUTOR_MEMORY:?}" -Xmx"${SPARK_EXECUTOR_MEMORY:?}" \
-    -cp "${SPARK_CLASSPATH:+$SPARK_CLASSPATH:}$spark_home/jars/*" \
+    -cp "$classpath" \
     org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend \
     --driver-url "${SPARK_DRIVER_URL:?}" \
     --executor-id "${SPARK_EXECUTOR_ID:?}" \

@@ -622,6 +622,13 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert pod["spec"].get("automountServiceAccountToken") is False
             _assert_rpc_key_only_mounted(kube, pod)
+        mapped = kube.wait_until(
+            "an executor JVM mapping the image's class-data archive",
+            lambda: _executor_archive_in(kube),
+            timeout=120,
+            interval=1,
+        )
+        assert "/opt/coinfeed/cache/cds/spark-" in mapped, mapped
         outcomes = {name: job_outcome(kube, job_name(name, "e2e-k8s")) for name in names}
         finished = datetime.now(UTC)
         assert set(outcomes.values()) == {"Complete"}, outcomes
@@ -631,6 +638,21 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
             assert after[: len(before[coin])] == before[coin]
     finally:
         set_spark_master(kube, "")
+
+
+def _executor_archive_in(kube: Kube) -> str:
+    """The class-data archive a running executor JVM has mapped (its entrypoint started it from
+    the driver's archive: coinfeed.spark.cds), as /proc/1/maps names it; empty while none has."""
+    for pod in kube.pods(NAMESPACE, "app.kubernetes.io/component=hourly-executor"):
+        if pod["status"].get("phase") != "Running":
+            continue
+        done = kube.kubectl(
+            "-n", NAMESPACE, "exec", pod["metadata"]["name"], "--",
+            "grep", "-m", "1", "-o", "/[^ ]*[.]jsa$", "/proc/1/maps", check=False,
+        )  # fmt: skip
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return ""
 
 
 def _assert_rpc_key_only_mounted(kube: Kube, pod: dict[str, Any]) -> None:

@@ -76,3 +76,54 @@ def test_an_unusable_archive_never_stops_a_run_and_is_named(tmp_path: Path) -> N
     n, _, said, _ = _probe(tmp_path, str(garbage), "garbage")
     assert said is not None and str(garbage) in said and cds.REBUILD in said
     assert n < 3_000
+
+
+ENTRYPOINT = Path(__file__).resolve().parents[3] / "images" / "spark" / "entrypoint.sh"
+
+
+def _executor_classes(tmp_path: Path, archive: str, name: str) -> tuple[set[str], str]:
+    """Classes an executor JVM started by the Spark image's entrypoint mapped from an archive
+    (it connects to a driver port nothing listens on, so it stops after its start-up), and its
+    stderr."""
+    from coinfeed.devcluster.procs import free_ports
+
+    log = tmp_path / f"executor-{name}.log"
+    env = {
+        **os.environ,
+        cds.ARCHIVE_ENV: archive,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SPARK_EXECUTOR_MEMORY": "512m",
+        "SPARK_DRIVER_URL": f"spark://CoarseGrainedScheduler@127.0.0.1:{free_ports(1)[0]}",
+        "SPARK_EXECUTOR_ID": "1",
+        "SPARK_EXECUTOR_CORES": "1",
+        "SPARK_APPLICATION_ID": "spark-cds-probe",
+        "SPARK_EXECUTOR_POD_IP": "127.0.0.1",
+        "SPARK_JAVA_OPT_0": f"-Xlog:class+load=info:file={log}",
+    }
+    done = subprocess.run(
+        ["bash", str(ENTRYPOINT), "executor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    # No driver answers: the executor gives up after its start-up, having loaded its classes.
+    assert done.returncode != 0 and "127.0.0.1" in done.stderr, done.stderr[-3000:]
+    shared = {
+        line.split()[1]
+        for line in log.read_text().splitlines()
+        if "source: shared objects file" in line
+    }
+    return shared, done.stderr
+
+
+def test_an_executor_started_by_the_image_entrypoint_maps_the_archive(tmp_path: Path) -> None:
+    archive = cds.default_archive()
+    assert cds.classpath_file(archive).is_file(), f"no class path beside {archive}: make setup"
+    names, err = _executor_classes(tmp_path, str(archive), "archive")
+    assert "org.apache.spark.SparkConf" in names, f"JVM stderr (tail):\n{err[-3000:]}"
+    assert len(names) > 3_000, f"{len(names)} classes mapped\nJVM stderr (tail):\n{err[-3000:]}"
+    names_off, _ = _executor_classes(tmp_path, cds.OFF, "off")
+    assert "org.apache.spark.SparkConf" not in names_off
+    assert len(names_off) < len(names) / 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +95,117 @@ def test_a_failed_build_says_why_in_one_line_and_exits_1(
     assert cds.main(["--output", str(archive)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"coinfeed spark-cds: no archive at {archive}: {why}"]
-    # An existing archive is kept unless --force.
+    # An existing archive is kept unless --force; one without the class path it was dumped with
+    # (built before executors used it) is rebuilt.
     archive.write_bytes(b"x")
+    assert cds.main(["--output", str(archive)]) == 1
+    cds.classpath_file(archive).write_text("/s/jars/a.jar\n")
     assert cds.main(["--output", str(archive)]) == 0
     assert cds.main(["--output", str(archive), "--force"]) == 1
+
+
+def test_the_build_keeps_the_class_path_beside_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classpath = "/s/conf/:/s/jars/a.jar:/s/jars/b.jar"
+    monkeypatch.setattr(
+        cds, "_train_and_list", lambda classlist, work: ("/jdk/bin/java", classpath)
+    )
+    dumped: list[list[str]] = []
+
+    def dump(command: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        dumped.append(command)
+        target = next(w for w in command if w.startswith("-XX:SharedArchiveFile="))
+        Path(target.split("=", 1)[1]).write_bytes(b"archive")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(cds.subprocess, "run", dump)
+    archive = tmp_path / "a.jsa"
+    cds.build(archive)
+    assert dumped[0][-2:] == ["-cp", classpath]
+    assert archive.read_bytes() == b"archive"
+    assert cds.classpath_file(archive).read_text() == classpath + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsa", "a.jsa.classpath"]
+
+
+def test_executors_map_the_archive_with_the_class_path_it_was_dumped_with(tmp_path: Path) -> None:
+    archive = tmp_path / "a.jsa"
+    env = {cds.ARCHIVE_ENV: str(archive)}
+    assert cds.executor_launch(env) is None  # no archive
+    archive.write_bytes(b"x")
+    assert cds.executor_launch(env) is None  # no class path beside it: it could not map
+    cds.classpath_file(archive).write_text("/s/conf/:/s/jars/a.jar:/s/jars/b.jar\n")
+    launch = cds.executor_launch(env)
+    assert launch is not None
+    assert launch[0] == "/s/conf/:/s/jars/a.jar:/s/jars/b.jar"
+    assert launch[1] == shlex.split(cds.java_options(archive))
+    # Entries put first by SPARK_CLASSPATH would keep any executor from mapping it.
+    assert cds.executor_launch({**env, "SPARK_CLASSPATH": "/extra.jar"}) is None
+    assert cds.executor_launch({**env, cds.ARCHIVE_ENV: cds.OFF}) is None
+
+
+ENTRYPOINT = Path(__file__).resolve().parents[3] / "images" / "spark" / "entrypoint.sh"
+BACKEND = "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
+
+
+def _executor_java_args(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """What the image's entrypoint runs ``java`` with for an executor pod (a ``java`` on PATH
+    that prints its arguments stands in for the JDK)."""
+    fake = tmp_path / "fake-bin"
+    fake.mkdir(exist_ok=True)
+    java = fake / "java"
+    java.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+    java.chmod(0o755)
+    pod = {
+        "PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "SPARK_EXECUTOR_MEMORY": "512m",
+        "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@127.0.0.1:7078",
+        "SPARK_EXECUTOR_ID": "1",
+        "SPARK_EXECUTOR_CORES": "1",
+        "SPARK_APPLICATION_ID": "spark-app",
+        "SPARK_EXECUTOR_POD_IP": "127.0.0.1",
+        "SPARK_JAVA_OPT_0": "-Duser.timezone=UTC",
+        "SPARK_JAVA_OPT_1": "-Xshare:off",
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", str(ENTRYPOINT), "executor"],
+        env=pod,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_image_entrypoint_starts_executors_from_the_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "a.jsa"
+    archive.write_bytes(b"x")
+    dumped = "/s/conf/:/s/jars/a.jar"
+    cds.classpath_file(archive).write_text(dumped + "\n")
+    args = _executor_java_args(tmp_path, {cds.ARCHIVE_ENV: str(archive)})
+    flags = shlex.split(cds.java_options(archive))
+    # The archive's options first, the driver's (spark.executor.extraJavaOptions) after them:
+    # a user's -Xshare wins.
+    assert args[: len(flags)] == flags
+    assert args[len(flags) : len(flags) + 2] == ["-Duser.timezone=UTC", "-Xshare:off"]
+    assert args[args.index("-cp") + 1] == dumped
+    assert args[args.index("-cp") + 2] == BACKEND
+    assert args[args.index("--executor-id") + 1] == "1"
+
+    jars = f"{os.path.dirname(pyspark.__file__)}/jars/*"
+    # No class path beside the archive, or SPARK_CLASSPATH first: pyspark's jars, no archive.
+    for env, classpath in (
+        ({cds.ARCHIVE_ENV: str(tmp_path / "none.jsa")}, jars),
+        ({cds.ARCHIVE_ENV: str(archive), "SPARK_CLASSPATH": "/extra.jar"}, f"/extra.jar:{jars}"),
+    ):
+        args = _executor_java_args(tmp_path, env)
+        assert not [a for a in args if "SharedArchiveFile" in a]
+        assert args[:2] == ["-Duser.timezone=UTC", "-Xshare:off"]
+        assert args[args.index("-cp") + 1] == classpath
 
 
 def _rows(path: str) -> int:
