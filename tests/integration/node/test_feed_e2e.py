@@ -622,12 +622,16 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert pod["spec"].get("automountServiceAccountToken") is False
             _assert_rpc_key_only_mounted(kube, pod)
-        mapped = kube.wait_until(
-            "an executor JVM mapping the image's class-data archive",
-            lambda: _executor_archive_in(kube),
-            timeout=120,
-            interval=1,
-        )
+        why: list[str] = []
+        try:
+            mapped = kube.wait_until(
+                "an executor JVM mapping the image's class-data archive",
+                lambda: _executor_archive_in(kube, why),
+                timeout=120,
+                interval=1,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {why}") from None
         assert "/opt/coinfeed/cache/cds/spark-" in mapped, mapped
         outcomes = {name: job_outcome(kube, job_name(name, "e2e-k8s")) for name in names}
         finished = datetime.now(UTC)
@@ -640,18 +644,27 @@ def test_executor_pods_in_k8s_mode_run_restricted_and_write_the_same_rows(feeds:
         set_spark_master(kube, "")
 
 
-def _executor_archive_in(kube: Kube) -> str:
+def _executor_archive_in(kube: Kube, why: list[str]) -> str:
     """The class-data archive a running executor JVM has mapped (its entrypoint started it from
-    the driver's archive: coinfeed.spark.cds), as /proc/1/maps names it; empty while none has."""
+    the driver's archive: coinfeed.spark.cds), as /proc/1/maps names it; empty while none has
+    (``why`` then says what the pods showed)."""
     for pod in kube.pods(NAMESPACE, "app.kubernetes.io/component=hourly-executor"):
         if pod["status"].get("phase") != "Running":
             continue
+        name = pod["metadata"]["name"]
         done = kube.kubectl(
-            "-n", NAMESPACE, "exec", pod["metadata"]["name"], "--",
+            "-n", NAMESPACE, "exec", name, "--",
             "grep", "-m", "1", "-o", "/[^ ]*[.]jsa$", "/proc/1/maps", check=False,
         )  # fmt: skip
         if done.returncode == 0 and done.stdout.strip():
             return done.stdout.strip()
+        command = kube.kubectl(
+            "-n", NAMESPACE, "exec", name, "--", "cat", "/proc/1/cmdline", check=False
+        )
+        why[:] = [
+            f"{name}: grep exit {done.returncode} {done.stderr.strip()[-300:]!r}; "
+            f"PID 1: {command.stdout.replace(chr(0), ' ')[:600]!r} {command.stderr.strip()[-300:]!r}"
+        ]
     return ""
 
 
