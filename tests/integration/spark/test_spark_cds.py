@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coinfeed.spark import cds
+from tests.support.spark import run_executor_entrypoint
 
 # Builds a session the way `coinfeed hourly` does (job_conf + the quick profile) with the JVM
 # logging each class it loads, runs one job and prints what cds.unused_archive says.
@@ -78,9 +79,6 @@ def test_an_unusable_archive_never_stops_a_run_and_is_named(tmp_path: Path) -> N
     assert n < 3_000
 
 
-ENTRYPOINT = Path(__file__).resolve().parents[3] / "images" / "spark" / "entrypoint.sh"
-
-
 def _executor_classes(tmp_path: Path, archive: str, name: str) -> tuple[set[str], str]:
     """Classes an executor JVM started by the Spark image's entrypoint mapped from an archive
     (it connects to a driver port nothing listens on, so it stops after its start-up), and its
@@ -88,26 +86,8 @@ def _executor_classes(tmp_path: Path, archive: str, name: str) -> tuple[set[str]
     from coinfeed.devcluster.procs import free_ports
 
     log = tmp_path / f"executor-{name}.log"
-    env = {
-        **os.environ,
-        cds.ARCHIVE_ENV: archive,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "SPARK_EXECUTOR_MEMORY": "512m",
-        "SPARK_DRIVER_URL": f"spark://CoarseGrainedScheduler@127.0.0.1:{free_ports(1)[0]}",
-        "SPARK_EXECUTOR_ID": "1",
-        "SPARK_EXECUTOR_CORES": "1",
-        "SPARK_APPLICATION_ID": "spark-cds-probe",
-        "SPARK_EXECUTOR_POD_IP": "127.0.0.1",
-        "SPARK_JAVA_OPT_0": f"-Xlog:class+load=info:file={log}",
-    }
-    done = subprocess.run(
-        ["bash", str(ENTRYPOINT), "executor"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    env = {cds.ARCHIVE_ENV: archive, "SPARK_JAVA_OPT_0": f"-Xlog:class+load=info:file={log}"}
+    done = run_executor_entrypoint(env, free_ports(1)[0], timeout=180)
     # No driver answers: the executor gives up after its start-up, having loaded its classes.
     assert done.returncode != 0 and "127.0.0.1" in done.stderr, done.stderr[-3000:]
     shared = {

@@ -15,6 +15,7 @@ import pytest
 
 from coinfeed.spark import cds, hourly
 from coinfeed.spark.lake import HOURLY, QUARANTINE, RAW_PRICES, RAW_TWEETS, dataset_path
+from tests.support.spark import run_executor_entrypoint
 
 
 def test_the_archive_comes_from_the_environment(tmp_path: Path) -> None:
@@ -144,7 +145,6 @@ def test_executors_map_the_archive_with_the_class_path_it_was_dumped_with(tmp_pa
     assert cds.executor_launch({**env, cds.ARCHIVE_ENV: cds.OFF}) is None
 
 
-ENTRYPOINT = Path(__file__).resolve().parents[3] / "images" / "spark" / "entrypoint.sh"
 BACKEND = "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
 
 
@@ -158,25 +158,11 @@ def _executor_java_args(tmp_path: Path, env: dict[str, str]) -> list[str]:
     java.chmod(0o755)
     pod = {
         "PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "HOME": str(tmp_path),
-        "SPARK_EXECUTOR_MEMORY": "512m",
-        "SPARK_DRIVER_URL": "spark://CoarseGrainedScheduler@127.0.0.1:7078",
-        "SPARK_EXECUTOR_ID": "1",
-        "SPARK_EXECUTOR_CORES": "1",
-        "SPARK_APPLICATION_ID": "spark-app",
-        "SPARK_EXECUTOR_POD_IP": "127.0.0.1",
         "SPARK_JAVA_OPT_0": "-Duser.timezone=UTC",
         "SPARK_JAVA_OPT_1": "-Xshare:off",
         **env,
     }
-    done = subprocess.run(
-        ["bash", str(ENTRYPOINT), "executor"],
-        env=pod,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_executor_entrypoint(pod, 7078, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
