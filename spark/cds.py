@@ -120,7 +120,8 @@ def executor_launch(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
     the class path it was dumped with (:func:`classpath_file`) and :func:`java_options`' flags.
     None (the entrypoint's own class path, no archive) when there is no archive or no class
     path beside it (an archive built before session 28: ``coinfeed spark-cds`` rebuilds it),
-    or when ``SPARK_CLASSPATH`` puts other entries first (the archive could not map)."""
+    when a jar directory of that class path has gained or lost jars since, or when
+    ``SPARK_CLASSPATH`` puts other entries first (the archive could not map)."""
     if env.get("SPARK_CLASSPATH"):
         return None
     archive = archive_path(env)
@@ -130,9 +131,23 @@ def executor_launch(env: Mapping[str, str]) -> tuple[str, list[str]] | None:
         classpath = classpath_file(archive).read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    if not classpath or "\n" in classpath:
+    if not classpath or "\n" in classpath or not _same_jars(classpath.split(os.pathsep)):
         return None
     return classpath, _archive_flags(archive)
+
+
+def _same_jars(entries: Sequence[str]) -> bool:
+    # Every directory the dumped class path took jars from holds exactly those jars still: a jar
+    # added to (or removed from) pyspark's jars since the build, e.g. by an image built on this
+    # one, must reach the executor, which then starts on the directory itself, without the
+    # archive (the driver's launcher lists the directory anew and would not map it either).
+    recorded = {Path(e) for e in entries if e.endswith(".jar")}
+    if not recorded:
+        return False
+    return all(
+        set(folder.glob("*.jar")) == {j for j in recorded if j.parent == folder}
+        for folder in {j.parent for j in recorded}
+    )
 
 
 def with_archive(conf: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:

@@ -129,20 +129,37 @@ def test_the_build_keeps_the_class_path_beside_the_archive(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsa", "a.jsa.classpath"]
 
 
+def _jars(tmp_path: Path, *names: str) -> str:
+    """A pyspark-like conf dir and jars dir holding ``names``; the class path listing them."""
+    jars = tmp_path / "pyspark" / "jars"
+    jars.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (jars / name).write_bytes(b"jar")
+    return ":".join([str(tmp_path / "pyspark" / "conf"), *(str(jars / n) for n in names)])
+
+
 def test_executors_map_the_archive_with_the_class_path_it_was_dumped_with(tmp_path: Path) -> None:
     archive = tmp_path / "a.jsa"
     env = {cds.ARCHIVE_ENV: str(archive)}
     assert cds.executor_launch(env) is None  # no archive
     archive.write_bytes(b"x")
     assert cds.executor_launch(env) is None  # no class path beside it: it could not map
-    cds.classpath_file(archive).write_text("/s/conf/:/s/jars/a.jar:/s/jars/b.jar\n")
+    classpath = _jars(tmp_path, "b.jar", "a.jar")
+    cds.classpath_file(archive).write_text(classpath + "\n")
     launch = cds.executor_launch(env)
     assert launch is not None
-    assert launch[0] == "/s/conf/:/s/jars/a.jar:/s/jars/b.jar"
+    assert launch[0] == classpath  # as dumped, in the launcher's order
     assert launch[1] == shlex.split(cds.java_options(archive))
     # Entries put first by SPARK_CLASSPATH would keep any executor from mapping it.
     assert cds.executor_launch({**env, "SPARK_CLASSPATH": "/extra.jar"}) is None
     assert cds.executor_launch({**env, cds.ARCHIVE_ENV: cds.OFF}) is None
+    # A jar added since the build (an image built on this one) must reach the executor: no
+    # dumped class path then, and the same for a jar gone.
+    (tmp_path / "pyspark" / "jars" / "c.jar").write_bytes(b"jar")
+    assert cds.executor_launch(env) is None
+    (tmp_path / "pyspark" / "jars" / "c.jar").unlink()
+    (tmp_path / "pyspark" / "jars" / "a.jar").unlink()
+    assert cds.executor_launch(env) is None
 
 
 BACKEND = "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"
@@ -170,7 +187,7 @@ def _executor_java_args(tmp_path: Path, env: dict[str, str]) -> list[str]:
 def test_the_image_entrypoint_starts_executors_from_the_archive(tmp_path: Path) -> None:
     archive = tmp_path / "a.jsa"
     archive.write_bytes(b"x")
-    dumped = "/s/conf/:/s/jars/a.jar"
+    dumped = _jars(tmp_path, "a.jar")
     cds.classpath_file(archive).write_text(dumped + "\n")
     args = _executor_java_args(tmp_path, {cds.ARCHIVE_ENV: str(archive)})
     flags = shlex.split(cds.java_options(archive))
