@@ -171,6 +171,22 @@ def vm_option(spark: Any, name: str) -> str:
     return str(bean.getVMOption(name).getValue())
 
 
+def sharing(spark: Any) -> bool:
+    """Whether the driver JVM maps a class-data archive: ``UseSharedSpaces`` where the JVM still
+    has that option (JDK 17), else (JDK 25 removed it) ``java.vm.info``'s "sharing"."""
+    from pyspark.errors import IllegalArgumentException
+
+    try:
+        return vm_option(spark, "UseSharedSpaces") == "true"
+    except IllegalArgumentException:  # 'VM option "UseSharedSpaces" does not exist'
+        return "sharing" in vm_info(spark)
+
+
+def vm_info(spark: Any) -> str:
+    """The driver JVM's ``java.vm.info`` (e.g. "mixed mode, sharing")."""
+    return str(spark.sparkContext._jvm.java.lang.System.getProperty("java.vm.info"))
+
+
 def unused_archive(spark: Any, conf: Mapping[str, str]) -> str | None:
     """Why the driver JVM does not map the archive ``conf`` names (None when it does, or when
     ``conf`` names none): the JVM's own ``UseSharedSpaces`` and ``SharedArchiveFile``."""
@@ -180,9 +196,7 @@ def unused_archive(spark: Any, conf: Mapping[str, str]) -> str | None:
     if wanted is None:
         return None
     try:
-        mapped = vm_option(spark, "UseSharedSpaces") == "true" and vm_option(
-            spark, "SharedArchiveFile"
-        ) == str(wanted)
+        mapped = sharing(spark) and vm_option(spark, "SharedArchiveFile") == str(wanted)
     except Py4JError:  # not a HotSpot JVM: it cannot say, and nothing is wrong with the run
         return None
     if mapped:

@@ -249,3 +249,26 @@ def test_unused_archive_reads_the_jvms_own_options(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(cds, "vm_option", no_hotspot)
     assert cds.unused_archive(None, conf) is None  # cannot tell: no warning, no failure
+
+
+def test_unused_archive_reads_vm_info_where_the_jvm_has_no_use_shared_spaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # JDK 25 removed UseSharedSpaces: asking for it raised IllegalArgumentException, which
+    # stopped every run on such a JVM before the job read anything.
+    from pyspark.errors import IllegalArgumentException
+
+    conf = {cds.DRIVER_JAVA_OPTIONS: "-XX:SharedArchiveFile=/c/a.aot -Xshare:auto"}
+
+    def jdk25_option(spark: Any, name: str) -> str:
+        if name == "UseSharedSpaces":
+            raise IllegalArgumentException('VM option "UseSharedSpaces" does not exist')
+        return "/c/a.aot"
+
+    monkeypatch.setattr(cds, "vm_option", jdk25_option)
+    info = {"now": "mixed mode, emulated-client, sharing"}
+    monkeypatch.setattr(cds, "vm_info", lambda spark: info["now"])
+    assert cds.unused_archive(None, conf) is None
+    info["now"] = "mixed mode, emulated-client"  # the JVM started without it
+    said = cds.unused_archive(None, conf)
+    assert said is not None and "/c/a.aot" in said
