@@ -189,7 +189,8 @@ def vm_info(spark: Any) -> str:
 
 def unused_archive(spark: Any, conf: Mapping[str, str]) -> str | None:
     """Why the driver JVM does not map the archive ``conf`` names (None when it does, or when
-    ``conf`` names none): the JVM's own ``UseSharedSpaces`` and ``SharedArchiveFile``."""
+    ``conf`` names none): the JVM's own ``SharedArchiveFile`` and :func:`sharing` (an archive
+    the JVM refuses is not replaced by the JDK's default one: JDK 25 then says no "sharing")."""
     from py4j.protocol import Py4JError
 
     wanted = archive_in(conf)
