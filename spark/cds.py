@@ -171,33 +171,25 @@ def vm_option(spark: Any, name: str) -> str:
     return str(bean.getVMOption(name).getValue())
 
 
-def sharing(spark: Any) -> bool:
-    """Whether the driver JVM maps a class-data archive: ``UseSharedSpaces`` where the JVM still
-    has that option (JDK 17), else (JDK 25 removed it) ``java.vm.info``'s "sharing"."""
-    from pyspark.errors import IllegalArgumentException
-
-    try:
-        return vm_option(spark, "UseSharedSpaces") == "true"
-    except IllegalArgumentException:  # 'VM option "UseSharedSpaces" does not exist'
-        return "sharing" in vm_info(spark)
-
-
 def vm_info(spark: Any) -> str:
-    """The driver JVM's ``java.vm.info`` (e.g. "mixed mode, sharing")."""
+    """The driver JVM's ``java.vm.info``: "mixed mode, sharing" while it maps a class-data
+    archive, on JDK 17 and 25 alike (JDK 25 has no ``UseSharedSpaces`` option to ask)."""
     return str(spark.sparkContext._jvm.java.lang.System.getProperty("java.vm.info"))
 
 
 def unused_archive(spark: Any, conf: Mapping[str, str]) -> str | None:
     """Why the driver JVM does not map the archive ``conf`` names (None when it does, or when
-    ``conf`` names none): the JVM's own ``SharedArchiveFile`` and :func:`sharing` (an archive
-    the JVM refuses is not replaced by the JDK's default one: JDK 25 then says no "sharing")."""
+    ``conf`` names none): the JVM's own ``SharedArchiveFile`` and :func:`vm_info` (an archive
+    the JVM refuses is not replaced by the JDK's default one: the JVM then says no "sharing")."""
     from py4j.protocol import Py4JError
 
     wanted = archive_in(conf)
     if wanted is None:
         return None
     try:
-        mapped = sharing(spark) and vm_option(spark, "SharedArchiveFile") == str(wanted)
+        mapped = "sharing" in vm_info(spark) and vm_option(spark, "SharedArchiveFile") == str(
+            wanted
+        )
     except Py4JError:  # not a HotSpot JVM: it cannot say, and nothing is wrong with the run
         return None
     if mapped:

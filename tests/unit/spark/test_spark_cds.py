@@ -232,16 +232,26 @@ def test_the_training_run_writes_every_dataset(spark: Any, tmp_path: Path) -> No
 
 def test_unused_archive_reads_the_jvms_own_options(monkeypatch: pytest.MonkeyPatch) -> None:
     from py4j.protocol import Py4JError
+    from pyspark.errors import IllegalArgumentException
 
     conf = {cds.DRIVER_JAVA_OPTIONS: "-Da=b '-XX:SharedArchiveFile=/c/a.jsa' -Xshare:auto"}
-    options = {"UseSharedSpaces": "true", "SharedArchiveFile": "/c/a.jsa"}
-    monkeypatch.setattr(cds, "vm_option", lambda spark, name: options[name])
+    options = {"SharedArchiveFile": "/c/a.jsa"}
+
+    def option(spark: Any, name: str) -> str:
+        if name not in options:  # JDK 25 has no UseSharedSpaces: asking for it stopped the run
+            raise IllegalArgumentException(f'VM option "{name}" does not exist')
+        return options[name]
+
+    info = {"now": "mixed mode, sharing"}
+    monkeypatch.setattr(cds, "vm_option", option)
+    monkeypatch.setattr(cds, "vm_info", lambda spark: info["now"])
     assert cds.unused_archive(None, conf) is None
     assert cds.unused_archive(None, {}) is None  # none asked for
-    options["UseSharedSpaces"] = "false"  # the JVM refused it
+    info["now"] = "mixed mode"  # the JVM refused it (and does not fall back to the JDK's own)
     said = cds.unused_archive(None, conf)
     assert said is not None and "/c/a.jsa" in said and cds.REBUILD in said
-    options.update(UseSharedSpaces="true", SharedArchiveFile="/other.jsa")
+    info["now"] = "mixed mode, emulated-client, sharing"
+    options["SharedArchiveFile"] = "/other.jsa"
     assert cds.unused_archive(None, conf) is not None
 
     def no_hotspot(spark: Any, name: str) -> str:
@@ -249,26 +259,3 @@ def test_unused_archive_reads_the_jvms_own_options(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(cds, "vm_option", no_hotspot)
     assert cds.unused_archive(None, conf) is None  # cannot tell: no warning, no failure
-
-
-def test_unused_archive_reads_vm_info_where_the_jvm_has_no_use_shared_spaces(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # JDK 25 removed UseSharedSpaces: asking for it raised IllegalArgumentException, which
-    # stopped every run on such a JVM before the job read anything.
-    from pyspark.errors import IllegalArgumentException
-
-    conf = {cds.DRIVER_JAVA_OPTIONS: "-XX:SharedArchiveFile=/c/a.aot -Xshare:auto"}
-
-    def jdk25_option(spark: Any, name: str) -> str:
-        if name == "UseSharedSpaces":
-            raise IllegalArgumentException('VM option "UseSharedSpaces" does not exist')
-        return "/c/a.aot"
-
-    monkeypatch.setattr(cds, "vm_option", jdk25_option)
-    info = {"now": "mixed mode, emulated-client, sharing"}
-    monkeypatch.setattr(cds, "vm_info", lambda spark: info["now"])
-    assert cds.unused_archive(None, conf) is None
-    info["now"] = "mixed mode, emulated-client"  # the JVM started without it
-    said = cds.unused_archive(None, conf)
-    assert said is not None and "/c/a.aot" in said
