@@ -38,17 +38,24 @@ ensure_docker_engine() {
 }
 
 stop_docker_engine() {
-  local pidfile="$COINFEED_DOCKER_DIR/dockerd.pid" pid
-  [ -f "$pidfile" ] || return 0
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -9 "$pid" 2>/dev/null || true
+  local pidfile="$COINFEED_DOCKER_DIR/dockerd.pid" pid mount
+  if [ -f "$pidfile" ]; then
+    pid="$(cat "$pidfile")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid"
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    # dockerd's own containerd may outlive it (e.g. after a SIGKILL); it holds the data root's lock.
+    pkill -f "containerd --config $COINFEED_DOCKER_DIR/exec/containerd/containerd.toml" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
-  # dockerd's own containerd may outlive it (e.g. after a SIGKILL); it holds the data root's lock.
-  pkill -f "containerd --config $COINFEED_DOCKER_DIR/exec/containerd/containerd.toml" 2>/dev/null || true
+  # dockerd bind-mounts its network namespace at exec/netns/default and leaves it mounted when it
+  # stops: a mount the host did not have before. Deepest first; none while a dockerd uses them.
+  pgrep -f -- "--exec-root $COINFEED_DOCKER_DIR/exec" >/dev/null && return 0
+  while read -r mount; do
+    umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+  done < <(awk -v root="$COINFEED_DOCKER_DIR/exec/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
