@@ -150,6 +150,30 @@ def _same_jars(entries: Sequence[str]) -> bool:
     )
 
 
+def stale(archive: Path) -> str | None:
+    """Why the JVM would refuse an existing ``archive``, when that can be told without a JVM:
+    no class path beside it, or a jar of that class path changed (newer than the archive: e.g.
+    the virtual environment reinstalled at the same path; the JVM compares each jar's time and
+    size, and says so only in its info log), gone, or joined by another in its directory."""
+    try:
+        classpath = classpath_file(archive).read_text(encoding="utf-8").strip()
+    except OSError:
+        return f"no class path beside it ({classpath_file(archive)})"
+    built = archive.stat().st_mtime
+    entries = classpath.split(os.pathsep)
+    for entry in entries:
+        if not entry.endswith(".jar"):
+            continue
+        try:
+            if Path(entry).stat().st_mtime > built:
+                return f"{entry} changed after it was built"
+        except OSError:
+            return f"{entry} is gone"
+    if not _same_jars(entries):
+        return "a jar directory of its class path gained or lost jars"
+    return None
+
+
 def with_archive(conf: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """``conf`` with :func:`java_options` appended to the driver's JVM options."""
     return with_driver_options(conf, java_options(archive_path(env)))
@@ -426,9 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     if archive is None:
         print(f"coinfeed spark-cds: ${ARCHIVE_ENV} is {OFF}: nothing to build", file=sys.stderr)
         return 0
-    if archive.is_file() and classpath_file(archive).is_file() and not args.force:
-        print(f"coinfeed spark-cds: {archive} exists (--force rebuilds it)")
-        return 0
+    if archive.is_file() and not args.force:
+        reason = stale(archive)
+        if reason is None:
+            print(f"coinfeed spark-cds: {archive} exists (--force rebuilds it)")
+            return 0
+        print(f"coinfeed spark-cds: rebuilding {archive}: {reason}")
     started = time.monotonic()
     print(f"coinfeed spark-cds: training run, then java -Xshare:dump into {archive} ...")
     try:
