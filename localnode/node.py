@@ -824,6 +824,23 @@ def down(layout: Layout) -> None:
     layout.kubeconfig.unlink(missing_ok=True)
 
 
+def reclaim_dead_node(layout: Layout) -> list[str]:
+    """Remove what a node whose processes are all gone left on the machine (a run killed before
+    its ``down``: the bridge, iptables chains, mounts, network namespaces, the node's state), so a
+    new node can start; returns what was found. Raises NodeError, touching nothing, while any
+    node process still runs: that node is alive (``make cluster-up``, another test run)."""
+    live = stray_processes(layout)
+    if live:
+        raise NodeError(
+            "a local node is running on this machine; stop it with `make cluster-down` (its "
+            "processes: " + "; ".join(f"{pid}: {cmd}" for pid, cmd in live) + ")"
+        )
+    found = leftovers(layout)
+    if found:
+        down(layout)
+    return found
+
+
 # --- status ---------------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@
 the end, and a check that nothing of ours was left on the machine (processes, mounts, bridge,
 iptables chains, network namespaces) and that the host sysctls are back. Only one node can run on
 a machine (fixed bridge and addresses): if one is already up (`make cluster-up`), the fixture
-fails and says so rather than touching it.
+fails and says so rather than touching it; what a dead node left (its processes gone, e.g. a run
+killed before its down) is removed first.
 
 ``coinfeed_release`` (session): `scripts/deploy-local.sh` (images built and loaded, namespace
 labelled Pod Security enforce=restricted, umbrella chart with values-local.yaml, every pod Ready).
@@ -123,11 +124,15 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
         layout = Layout(Path(reuse))
         yield LocalNode(layout, Kube(layout.kubeconfig), {})
         return
+    layout = Layout(tmp_path_factory.mktemp("cluster"))
     if node.run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
-        pytest.fail(
-            f"a local node is already running on this machine (bridge {cfg.BRIDGE} exists): "
-            "stop it with `make cluster-down` before running these tests"
-        )
+        # A live node is not ours to stop; a dead one's leftovers (a run killed before its down,
+        # e.g. a CI job stopped mid-suite on a reused machine) would make every node test fail.
+        try:
+            reclaimed = node.reclaim_dead_node(layout)
+        except node.NodeError as exc:
+            pytest.fail(f"bridge {cfg.BRIDGE} exists and {exc}")
+        print(f"local node: removed what a dead node left: {', '.join(reclaimed)}")
     # The image builds may start our own dockerd (scripts/docker-engine.sh); stop it afterwards
     # unless it was already running before the tests.
     dockerd_pid = REPO / "run" / "docker" / "dockerd.pid"
@@ -141,7 +146,6 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
         check=False,
     )
     assert build.returncode == 0, f"building the node's images failed:\n{build.stderr[-3000:]}"
-    layout = Layout(tmp_path_factory.mktemp("cluster"))
     before = {name: node.read_sysctl(name) for name in cfg.SYSCTLS}
     try:
         node.up(layout)
