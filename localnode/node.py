@@ -553,6 +553,12 @@ def up(layout: Layout, timeout: float = READY_TIMEOUT_S) -> None:
     problems = missing_prerequisites()
     if problems:
         raise NodeError("cannot start the local node:\n  - " + "\n  - ".join(problems))
+    if all(running(layout, name) is None for name in COMPONENTS):
+        # Nothing of this run folder runs: a node of another one would share the bridge and the
+        # ports (refused, named), and what a dead one left would confuse this one (removed).
+        found = reclaim_dead_node(layout)
+        if found:
+            say("removed what a dead node left: " + ", ".join(found))
     started = time.monotonic()
     for d in (layout.run_dir, layout.state_dir, layout.runtime_dir, layout.volumes, layout.pids):
         d.mkdir(parents=True, exist_ok=True)

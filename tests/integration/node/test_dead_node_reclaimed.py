@@ -1,7 +1,8 @@
 """What a killed node run leaves (its bridge, iptables chains, network namespaces) does not stop the
 next one: `node.reclaim_dead_node` removes it once the node's processes are gone, and refuses,
-touching nothing, while one still runs. Found in session 30: a CI run started while an earlier
-run's node bridge was still there, and every node test failed at setup ("already running").
+touching nothing, while one still runs; `node.up` (make cluster-up) does so before it starts
+anything. Found in session 30: a CI run started while an earlier run's node bridge was still
+there, and every node test failed at setup ("already running").
 
 Runs before the node tests' session node (file order): it needs the machine without a node."""
 
@@ -75,3 +76,20 @@ def test_a_live_node_is_refused_and_a_dead_ones_leftovers_are_removed(
     assert f"network namespace {NETNS}" in found
     assert node.leftovers(layout) == []
     assert node.reclaim_dead_node(layout) == [], "a second call found something again"
+
+
+def test_up_refuses_to_start_beside_another_running_node(tmp_path: Path) -> None:
+    assert not _bridge(), f"bridge {cfg.BRIDGE} exists before this test: a node is up"
+    layout = Layout(tmp_path / "cluster")
+    # Another run folder's kubelet: the new node would share its bridge and ports.
+    kubelet = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--node-ip={cfg.NODE_IP}"]
+    )
+    try:
+        with pytest.raises(node.NodeError, match=rf"processes: {kubelet.pid}: "):
+            node.up(layout, timeout=30)
+    finally:
+        kubelet.kill()
+        kubelet.wait(timeout=30)
+    assert not _bridge(), "up went on and made the bridge"
+    assert not layout.pids.exists(), "up went on and started something"
