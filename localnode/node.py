@@ -446,8 +446,12 @@ def record_host_settings(layout: Layout) -> None:
     _write(layout.host_before, json.dumps(before, indent=2))
 
 
+def bridge_exists() -> bool:
+    return run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0
+
+
 def ensure_bridge() -> None:
-    if run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode != 0:
+    if not bridge_exists():
         run(["ip", "link", "add", cfg.BRIDGE, "type", "bridge"])
     addrs = run(["ip", "-4", "-o", "addr", "show", "dev", cfg.BRIDGE]).stdout
     if f" {cfg.NODE_IP}/" not in addrs:
@@ -797,7 +801,7 @@ def down(layout: Layout) -> None:
     failed = unmount_ours(layout)
     if failed:
         say("could not unmount: " + ", ".join(failed))
-    if run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
+    if bridge_exists():
         run(["ip", "link", "delete", cfg.BRIDGE], check=False)
     if shutil.which("iptables"):
         # kube-proxy's own cleanup first (it knows its rules), then whatever else is ours.
@@ -834,13 +838,17 @@ def reclaim_dead_node(layout: Layout) -> list[str]:
     """Remove what a node whose processes are all gone left on the machine (a run killed before
     its ``down``: the bridge, iptables chains, mounts, network namespaces, the node's state), so a
     new node can start; returns what was found. Raises NodeError, touching nothing, while any
-    node process still runs: that node is alive (``make cluster-up``, another test run)."""
+    node process still runs: that node is alive (``make cluster-up``, another test run).
+    Without our bridge there is no sign of a dead node of ours: nothing is touched then (chains
+    named like ours may belong to another Kubernetes on the host)."""
     live = stray_processes(layout)
     if live:
         raise NodeError(
             "a local node is running on this machine; stop it with `make cluster-down` (its "
             "processes: " + "; ".join(f"{pid}: {cmd}" for pid, cmd in live) + ")"
         )
+    if not bridge_exists():
+        return []
     found = leftovers(layout)
     if found:
         down(layout)
@@ -855,7 +863,7 @@ def leftovers(layout: Layout) -> list[str]:
     found = [f"process {n} (pid {p})" for n in COMPONENTS if (p := running(layout, n)) is not None]
     found += [f"process {pid}: {cmd}" for pid, cmd in stray_processes(layout)]
     found += [f"mount {m}" for m in our_mounts(layout, Path("/proc/self/mounts").read_text())]
-    if run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
+    if bridge_exists():
         found.append(f"bridge {cfg.BRIDGE}")
     for binary in ("iptables", "ip6tables"):
         if shutil.which(binary):

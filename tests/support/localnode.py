@@ -125,13 +125,14 @@ def local_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNode]:
         yield LocalNode(layout, Kube(layout.kubeconfig), {})
         return
     layout = Layout(tmp_path_factory.mktemp("cluster"))
-    if node.run(["ip", "link", "show", cfg.BRIDGE], check=False).returncode == 0:
-        # A live node is not ours to stop; a dead one's leftovers (a run killed before its down,
-        # e.g. a CI job stopped mid-suite on a reused machine) would make every node test fail.
-        try:
-            reclaimed = node.reclaim_dead_node(layout)
-        except node.NodeError as exc:
-            pytest.fail(f"bridge {cfg.BRIDGE} exists and {exc}")
+    # Before the image builds, and not left to node.up: a live node is not ours to stop (the
+    # teardown's down would), and a dead one's leftovers (a run killed before its down, e.g. a CI
+    # job stopped mid-suite on a reused machine) would make every node test fail.
+    try:
+        reclaimed = node.reclaim_dead_node(layout)
+    except node.NodeError as exc:
+        pytest.fail(str(exc))
+    if reclaimed:
         print(f"local node: removed what a dead node left: {', '.join(reclaimed)}")
     # The image builds may start our own dockerd (scripts/docker-engine.sh); stop it afterwards
     # unless it was already running before the tests.

@@ -93,3 +93,14 @@ def test_up_refuses_to_start_beside_another_running_node(tmp_path: Path) -> None
         kubelet.wait(timeout=30)
     assert not _bridge(), "up went on and made the bridge"
     assert not layout.pids.exists(), "up went on and started something"
+
+
+def test_without_our_bridge_chains_named_like_ours_are_left_alone(tmp_path: Path) -> None:
+    assert not _bridge(), f"bridge {cfg.BRIDGE} exists before this test: a node is up"
+    # E.g. another Kubernetes on the host: its kube-proxy's KUBE- chains are not ours to remove.
+    subprocess.run(["iptables", "-w", "-N", CHAIN], check=True)
+    try:
+        assert node.reclaim_dead_node(Layout(tmp_path / "cluster")) == []
+        assert _exists("iptables", "-w", "-S", CHAIN), "a chain was removed without our bridge"
+    finally:
+        subprocess.run(["iptables", "-w", "-X", CHAIN], check=False)
