@@ -4,7 +4,7 @@ Generates N tweets (default 1,000,000) and 3,600 price ticks for one hour, write
 real local 3-broker Kafka cluster, then measures, all in this run:
 
 * the job (``coinfeed hourly`` as a subprocess, JVM start included) and its stage times;
-* VADER inside Spark (``pandas_udf``, all cores) against a plain single-process VADER loop on the
+* VADER inside Spark (the job's ``arrow_udf``, all cores) against a plain single-process VADER loop on the
   same texts: overhead per core = spark_seconds x cores / loop_seconds - 1 (goal <= 10 %),
   medians of ``--sentiment-reps`` timings each, after a first, cold Spark run (reported too);
 * the single-machine peer on the same Kafka input: consume, validate with the same pydantic
@@ -350,7 +350,7 @@ def _process_cpu_seconds(pid: int) -> float | None:
 
 def sentiment_throughput(texts: list[str], cores: int, work: Path, reps: int = 3) -> dict[str, Any]:
     """VADER three ways on the same texts: a plain loop in one process; the same loop split over
-    ``cores`` processes (what this shared machine really gives in parallel); the job's pandas_udf
+    ``cores`` processes (what this shared machine really gives in parallel); the job's Arrow UDF
     on ``cores`` Spark cores, timed on input already cached in Spark.
 
     Each way is timed ``reps`` times and compared by its median: on a shared 2-core machine one
@@ -579,10 +579,10 @@ def main(argv: list[str] | None = None) -> int:
                     s = results["sentiment"]
                     print(
                         f"sentiment: loop {s['texts'] / s['loop_seconds']:.0f} texts/s on 1 core; "
-                        f"pandas_udf on {s['cores']} cores: speedup x{s['speedup_vs_loop']:.2f}, "
+                        f"arrow_udf on {s['cores']} cores: speedup x{s['speedup_vs_loop']:.2f}, "
                         f"overhead per core {s['overhead_per_core']:+.1%} (goal <= +10%); "
                         f"{s['cores']} plain processes: x{s['parallel_loop_speedup']:.2f}; "
-                        f"pandas_udf / {s['cores']} processes = {s['spark_over_parallel_loop']:.2f} "
+                        f"arrow_udf / {s['cores']} processes = {s['spark_over_parallel_loop']:.2f} "
                         f"(medians of {s['reps']}; worst {s['overhead_per_core_worst']:+.1%}, cold run "
                         f"{s['overhead_per_core_cold']:+.1%}; "
                         f"JVM CPU share {s['jvm_cpu_share'] or 0:.1%})",
